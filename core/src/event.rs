@@ -1,0 +1,203 @@
+//! What the modem says on its own: received messages, lost connections, boot noise; and the
+//! bounded queues that hold them until the host asks.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// A message received from the broker (`+CMQTTRXSTART` .. `+CMQTTRXEND`), assembled by length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The client index (0 or 1) that received it.
+    pub client: u8,
+    /// The topic, byte for byte (not necessarily UTF-8 when the modem's checkUTF8 is off).
+    pub topic: Vec<u8>,
+    /// The payload, byte for byte.
+    pub payload: Vec<u8>,
+}
+
+impl Message {
+    /// The topic as text, if it is UTF-8.
+    pub fn topic_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.topic).ok()
+    }
+
+    /// The topic as text, invalid UTF-8 replaced.
+    pub fn topic_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.topic).into_owned()
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("client", &self.client)
+            .field("topic", &String::from_utf8_lossy(&self.topic))
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
+/// An unsolicited event from the modem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A message arrived (only seen here when the client has no message callback and the
+    /// modem-level stream is asked for; normally taken with [`crate::Client::recv_timeout`]).
+    Message(Message),
+    /// `+CMQTTCONNLOST: <client>,<cause>`: 1 socket closed passively, 2 socket reset, 3 network
+    /// closed. The client must connect again.
+    ConnectionLost { client: u8, cause: u8 },
+    /// `+CMQTTNONET` (SIM7672X): the network is gone; the service must be started again.
+    NoNetwork,
+    /// `+CMQTTPING: <client>,<err>`: some firmware reports a failed keepalive ping.
+    PingFailed { client: u8, code: u32 },
+    /// The modem (re)booted: `RDY`. Every MQTT state on the modem is lost.
+    ModemRestarted,
+    /// Other boot noise: `+CPIN: READY`, `SMS DONE`, `PB DONE`, ...
+    Boot(String),
+    /// Any other unsolicited line, passed through as the modem printed it.
+    Unsolicited(String),
+    /// Bytes that should have been a received message but did not add up; says what was lost.
+    Malformed(String),
+    /// A queue was full and `dropped` events were discarded (oldest first).
+    Overflow { queue: &'static str, dropped: u64 },
+}
+
+/// What a full queue does with a new item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverflowPolicy {
+    /// Discard the oldest item (the default: the newest state matters most).
+    #[default]
+    DropOldest,
+    /// Discard the new item.
+    DropNewest,
+}
+
+/// A bounded FIFO that never blocks its producer (the reader thread must keep draining the
+/// port). Overflows are counted and reported by the caller; nothing disappears unnoticed.
+pub(crate) struct Queue<T> {
+    name: &'static str,
+    inner: Mutex<QueueState<T>>,
+    ready: Condvar,
+}
+
+struct QueueState<T> {
+    items: VecDeque<T>,
+    capacity: usize,
+    policy: OverflowPolicy,
+    dropped: u64,
+    closed: bool,
+}
+
+/// What `push` did.
+pub(crate) enum Pushed {
+    Queued,
+    /// The queue was full: one item was dropped; total dropped so far.
+    Dropped(u64),
+}
+
+impl<T> Queue<T> {
+    pub(crate) fn new(name: &'static str, capacity: usize, policy: OverflowPolicy) -> Self {
+        Queue {
+            name,
+            inner: Mutex::new(QueueState {
+                items: VecDeque::new(),
+                capacity: capacity.max(1),
+                policy,
+                dropped: 0,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(crate) fn push(&self, item: T) -> Pushed {
+        let mut st = self.inner.lock();
+        let result = if st.items.len() >= st.capacity {
+            st.dropped += 1;
+            match st.policy {
+                OverflowPolicy::DropOldest => {
+                    st.items.pop_front();
+                    st.items.push_back(item);
+                }
+                OverflowPolicy::DropNewest => drop(item),
+            }
+            Pushed::Dropped(st.dropped)
+        } else {
+            st.items.push_back(item);
+            Pushed::Queued
+        };
+        drop(st);
+        self.ready.notify_one();
+        result
+    }
+
+    /// Waits up to `timeout` (`None`: forever) for an item. `None` on timeout or when closed and empty.
+    pub(crate) fn pop(&self, timeout: Option<Duration>) -> Option<T> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut st = self.inner.lock();
+        loop {
+            if let Some(item) = st.items.pop_front() {
+                return Some(item);
+            }
+            if st.closed {
+                return None;
+            }
+            match deadline {
+                Some(d) => {
+                    if self.ready.wait_until(&mut st, d).timed_out() {
+                        return st.items.pop_front();
+                    }
+                }
+                None => self.ready.wait(&mut st),
+            }
+        }
+    }
+
+    pub(crate) fn try_pop(&self) -> Option<T> {
+        self.inner.lock().items.pop_front()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.inner.lock().items.len()
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.inner.lock().dropped
+    }
+
+    pub(crate) fn close(&self) {
+        self.inner.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_drops_oldest_and_counts() {
+        let q = Queue::new("t", 2, OverflowPolicy::DropOldest);
+        q.push(1);
+        q.push(2);
+        assert!(matches!(q.push(3), Pushed::Dropped(1)));
+        assert_eq!(q.pop(Some(Duration::ZERO)), Some(2));
+        assert_eq!(q.pop(Some(Duration::ZERO)), Some(3));
+        assert_eq!(q.pop(Some(Duration::from_millis(5))), None);
+        assert_eq!(q.dropped(), 1);
+        let q = Queue::new("t", 1, OverflowPolicy::DropNewest);
+        q.push(1);
+        q.push(2);
+        assert_eq!(q.try_pop(), Some(1));
+        q.close();
+        assert_eq!(q.pop(None), None);
+    }
+}

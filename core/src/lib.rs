@@ -1,0 +1,63 @@
+//! # cmqtt
+//!
+//! Drive the MQTT client built into SIMCom LTE modems (A7600/A76xx, SIM7600, SIM7672X/SIM7652X)
+//! through its `AT+CMQTT*` commands, from a Linux host, over a serial port or any byte stream.
+//!
+//! - **Binary-safe**: received topics and payloads are read by their announced lengths, never by
+//!   lines; a payload may hold `\r\n`, `OK`, `+CMQTTRXEND: 0`, NUL or any byte.
+//! - **Loss-free**: one reader thread owns the port for the whole session and drains it while
+//!   the host is busy; unsolicited codes become [`Event`]s in bounded queues whose overflows are
+//!   reported, never silent.
+//! - **Typed**: every command of the spec in every form is a type in [`command`] that checks
+//!   its arguments against the spec and the model's [`Profile`] before a byte is sent; failures
+//!   are [`Error`]s carrying the modem's [`ErrCode`].
+//! - **Synchronous**: blocking calls with timeouts, `&self` everywhere, usable from many threads.
+//!
+//! ## Threads
+//! A session runs two threads. The *reader* reads the port, digests it ([`digest::digest`]) and
+//! routes what it finds: answers to the command in progress, messages to their client's queue,
+//! other events to the modem's queue. The *dispatcher* runs your callbacks
+//! ([`Client::on_message`], [`Client::on_connection_lost`], [`Modem::on_event`]) one at a time,
+//! with no internal lock held: a callback may publish, subscribe or run any command. A callback
+//! that blocks delays the callbacks after it (never the reader): keep them short.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use cmqtt::{ConnectOptions, Modem};
+//!
+//! let modem = Modem::open("/dev/ttyUSB2", 115200)?;   // syncs, echo off, identifies the model
+//! modem.start()?;                                      // AT+CMQTTSTART
+//! let client = modem.client(0, "device-1", false)?;   // AT+CMQTTACCQ
+//! client.connect(&ConnectOptions::new("tcp://broker.example:1883"))?;
+//! client.subscribe(&[("cmd/#", 1)])?;
+//! client.publish("data/x", b"\x00\x01\r\n", 1, false, Duration::from_secs(60))?;
+//! for msg in client.messages(Duration::from_secs(10)) {
+//!     println!("{}: {} bytes", msg.topic_lossy(), msg.payload.len());
+//! }
+//! client.disconnect(Duration::from_secs(60))?;         // AT+CMQTTDISC; REL on drop
+//! # Ok::<(), cmqtt::Error>(())
+//! ```
+
+#![warn(missing_debug_implementations)]
+
+pub mod assemble;
+mod client;
+pub mod command;
+pub mod digest;
+mod error;
+mod event;
+mod modem;
+mod profile;
+mod session;
+mod trace;
+
+pub use client::{Client, ClientOptions, ConnectOptions, Publish};
+pub use command::{CfgSetting, ClientConfig, SslSetting};
+pub use error::{ErrCode, Error, ModemFailure, Result};
+pub use event::{Event, Message, OverflowPolicy};
+pub use modem::{Identity, Modem, ModemOptions, SslContext};
+pub use profile::{Model, Profile, VersionDialect};
+pub use trace::{Direction, TraceFn};
+
+/// This crate's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
