@@ -117,6 +117,9 @@ pub struct Client {
     session: Arc<Session>,
     index: u8,
     released: AtomicBool,
+    /// The modem's restart count when this client was acquired: after a restart the modem no
+    /// longer knows the client, and there is nothing to release.
+    generation: u64,
     /// Serialises multi-command operations of this client.
     op: Mutex<()>,
     check_utf8: AtomicBool,
@@ -154,10 +157,12 @@ impl Client {
             tls: o.tls,
             version: accq_version,
         })?;
+        let generation = session.shared().generation.load(Ordering::SeqCst);
         let client = Client {
             session,
             index,
             released: AtomicBool::new(false),
+            generation,
             op: Mutex::new(()),
             check_utf8: AtomicBool::new(true),
             subtopic_broken: AtomicBool::new(false),
@@ -206,7 +211,25 @@ impl Client {
                 format!("client {} was released; acquire it again", self.index),
             ));
         }
+        if self.stale() {
+            return Err(Error::invalid(
+                "client",
+                format!(
+                    "the modem restarted since client {} was acquired: start the service and acquire it again",
+                    self.index
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether the modem restarted since this client was acquired.
+    pub fn is_stale(&self) -> bool {
+        self.stale()
+    }
+
+    fn stale(&self) -> bool {
+        self.session.shared().generation.load(Ordering::SeqCst) != self.generation
     }
 
     fn topic_ok(&self, param: &'static str, t: &[u8]) -> Result<()> {
@@ -499,9 +522,16 @@ impl Client {
         })
     }
 
-    /// The subscribed topics (`AT+CMQTTSUB?`, SIM7672X only; all clients' topics).
+    /// This client's subscribed topics as the modem lists them (`AT+CMQTTSUB?`, SIM7672X
+    /// only). Topics the modem lists without a client index are included.
     pub fn subscriptions(&self) -> Result<Vec<Vec<u8>>> {
-        self.session.execute(&command::SubRead)
+        Ok(self
+            .session
+            .execute(&command::SubRead)?
+            .into_iter()
+            .filter(|(i, _)| i.is_none_or(|i| i == self.index))
+            .map(|(_, t)| t)
+            .collect())
     }
 
     // ---- receive -----------------------------------------------------------------------------
@@ -563,20 +593,31 @@ impl Client {
 
     /// Disconnect if connected, then `AT+CMQTTREL`. Done automatically on drop.
     pub fn release(&self) -> Result<()> {
+        self.release_within(None)
+    }
+
+    fn release_within(&self, limit: Option<Duration>) -> Result<()> {
         if self.released.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         self.clear_callbacks();
+        if self.stale() {
+            return Ok(());
+        }
         if self.is_connected() {
             let _op = self.op.lock();
             let t = self.session.profile().disc_default_timeout;
-            let _ = self.session.execute(&command::Disc {
-                index: self.index,
-                timeout: if t == 0 { 60 } else { t },
-            });
+            let _ = self.session.execute_within(
+                &command::Disc {
+                    index: self.index,
+                    timeout: if t == 0 { 60 } else { t },
+                },
+                limit,
+            );
             self.session.shared().connected[self.index as usize].store(false, Ordering::SeqCst);
         }
-        self.session.execute(&command::Rel { index: self.index })
+        self.session
+            .execute_within(&command::Rel { index: self.index }, limit)
     }
 }
 
@@ -586,7 +627,8 @@ impl Drop for Client {
             return;
         }
         let started = Instant::now();
-        if let Err(e) = self.release() {
+        // Bounded: a drop must not hang on a modem that stopped answering.
+        if let Err(e) = self.release_within(Some(Duration::from_secs(10))) {
             log::debug!(
                 "cmqtt: releasing client {} on drop failed after {:?}: {e}",
                 self.index,

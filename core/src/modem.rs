@@ -98,8 +98,20 @@ impl Session {
     }
 
     pub(crate) fn execute<C: Command>(&self, cmd: &C) -> Result<C::Output> {
+        self.execute_within(cmd, None)
+    }
+
+    /// Like `execute`, waiting at most `limit` whatever the command's own timeout.
+    pub(crate) fn execute_within<C: Command>(
+        &self,
+        cmd: &C,
+        limit: Option<std::time::Duration>,
+    ) -> Result<C::Output> {
         let profile = self.profile();
-        let req = cmd.request(&profile)?;
+        let mut req = cmd.request(&profile)?;
+        if let Some(l) = limit {
+            req.timeout = req.timeout.min(l);
+        }
         let resp = self.shared().execute(&req)?;
         cmd.parse(resp)
     }
@@ -224,6 +236,7 @@ impl Modem {
             });
             *session.shared().profile.write() = Profile::for_model(model);
         }
+        session.shared().opening.store(false, Ordering::SeqCst);
         Ok(Modem {
             session: Arc::new(session),
         })

@@ -100,6 +100,10 @@ pub(crate) struct Shared {
     dispatch: Mutex<Option<SyncSender<Dispatch>>>,
     pub(crate) connected: [AtomicBool; 2],
     pub(crate) echo_seen: AtomicBool,
+    /// The session is still opening (sync, identification): boot noise is not news then.
+    pub(crate) opening: AtomicBool,
+    /// Counts modem restarts (`RDY`); clients acquired in an earlier generation are gone.
+    pub(crate) generation: AtomicU64,
     echo_skip: Mutex<Option<(Vec<u8>, usize)>>,
     trace: Option<TraceFn>,
     pub(crate) counters: Counters,
@@ -151,6 +155,8 @@ impl Engine {
             dispatch: Mutex::new(Some(dtx)),
             connected: [AtomicBool::new(false), AtomicBool::new(false)],
             echo_seen: AtomicBool::new(false),
+            opening: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
             echo_skip: Mutex::new(None),
             trace: cfg.trace,
             counters: Counters::default(),
@@ -342,6 +348,10 @@ impl Shared {
 
     /// Runs one command to completion (its result line included).
     pub(crate) fn execute(&self, req: &Request<'_>) -> Result<Response> {
+        self.execute_inner(req)
+    }
+
+    fn execute_inner(&self, req: &Request<'_>) -> Result<Response> {
         let guard = self.cmd.lock();
         if let Some(r) = self.closed_reason() {
             return Err(Error::Closed(r));
@@ -568,7 +578,9 @@ impl Shared {
                     self.tx_cv.notify_all();
                 } else {
                     drop(tx);
-                    self.emit(Event::Unsolicited(final_text(&f).to_string()));
+                    if !self.opening.load(Ordering::SeqCst) {
+                        self.emit(Event::Unsolicited(final_text(&f).to_string()));
+                    }
                 }
             }
             Unit::Prompt => {
@@ -626,6 +638,11 @@ impl Shared {
         }
     }
 
+    /// Boot noise seen while the session opens: logged, not queued as news.
+    fn emit_quiet(&self, l: &[u8]) {
+        log::debug!("cmqtt: at open: {}", String::from_utf8_lossy(l));
+    }
+
     fn assembled(&self, a: Assembled) {
         match a {
             Assembled::Pending => {}
@@ -664,6 +681,12 @@ impl Shared {
             }
         }
         if l == b"RDY" {
+            if self.opening.load(Ordering::SeqCst) {
+                // The boot that precedes this session: nothing of ours was lost.
+                self.emit_quiet(l);
+                return;
+            }
+            self.generation.fetch_add(1, Ordering::SeqCst);
             for c in &self.connected {
                 c.store(false, Ordering::SeqCst);
             }
@@ -705,7 +728,10 @@ impl Shared {
             }
         }
         let text = String::from_utf8_lossy(l).into_owned();
-        if is_boot_noise(l) {
+        if self.opening.load(Ordering::SeqCst) {
+            // Before the session is up (boot banner, our own echoed wake-up bytes): not news.
+            self.emit_quiet(l);
+        } else if is_boot_noise(l) {
             self.emit(Event::Boot(text));
         } else {
             self.emit(Event::Unsolicited(text));

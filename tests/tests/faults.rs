@@ -11,7 +11,10 @@ fn broker_killed_mid_session_then_back() {
     let c = rig.connected(0, "survivor");
     c.subscribe(&[("back", 1)]).unwrap();
     c.publish("back", b"before", 1, false, PUB).unwrap();
-    assert_eq!(c.recv_timeout(Duration::from_secs(10)).unwrap().payload, b"before");
+    assert_eq!(
+        c.recv_timeout(Duration::from_secs(10)).unwrap().payload,
+        b"before"
+    );
     let lost = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let l2 = lost.clone();
     c.on_connection_lost(move |client, _cause| {
@@ -20,11 +23,23 @@ fn broker_killed_mid_session_then_back() {
     });
     rig.broker.kill();
     // Exactly one ConnectionLost event reaches the host.
-    let e = rig.modem.recv_event(Duration::from_secs(10)).expect("ConnectionLost");
-    assert!(matches!(e, Event::ConnectionLost { client: 0, .. }), "{e:?}");
-    assert!(cmqtt_testkit::wait_until(Duration::from_secs(5), || lost.load(std::sync::atomic::Ordering::SeqCst) == 1));
+    let e = rig
+        .modem
+        .recv_event(Duration::from_secs(10))
+        .expect("ConnectionLost");
+    assert!(
+        matches!(e, Event::ConnectionLost { client: 0, .. }),
+        "{e:?}"
+    );
+    assert!(cmqtt_testkit::wait_until(Duration::from_secs(5), || lost
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 1));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(lost.load(std::sync::atomic::Ordering::SeqCst), 1, "ConnectionLost reported twice");
+    assert_eq!(
+        lost.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "ConnectionLost reported twice"
+    );
     assert!(!c.is_connected());
     // Publishing now is refused honestly, not reported as sent.
     let e = c.publish("back", b"while down", 1, false, PUB).unwrap_err();
@@ -34,7 +49,10 @@ fn broker_killed_mid_session_then_back() {
     c.connect(&rig.connect_opts()).unwrap();
     c.subscribe(&[("back", 1)]).unwrap();
     c.publish("back", b"after", 1, false, PUB).unwrap();
-    assert_eq!(c.recv_timeout(Duration::from_secs(10)).unwrap().payload, b"after");
+    assert_eq!(
+        c.recv_timeout(Duration::from_secs(10)).unwrap().payload,
+        b"after"
+    );
 }
 
 #[test]
@@ -58,7 +76,10 @@ fn network_loss_on_sim7672x_reports_no_network() {
     let mut saw_nonet = false;
     while let Some(e) = rig.modem.recv_event(Duration::from_secs(5)) {
         match e {
-            Event::ConnectionLost { client: 0, cause: 3 } => saw_lost = true,
+            Event::ConnectionLost {
+                client: 0,
+                cause: 3,
+            } => saw_lost = true,
             Event::NoNetwork => {
                 saw_nonet = true;
                 break;
@@ -104,7 +125,10 @@ fn garbage_on_the_line_does_not_break_the_session() {
         .faults()
         .inject(b"\r\n\xff\xfe garbage \x00\r\n+CMQTTRXPAYLOAD: 0,99999\r\n+CMQTTRXEND: 1\r\n");
     c.publish("g", b"still fine", 1, false, PUB).unwrap();
-    assert_eq!(c.recv_timeout(Duration::from_secs(10)).unwrap().payload, b"still fine");
+    assert_eq!(
+        c.recv_timeout(Duration::from_secs(10)).unwrap().payload,
+        b"still fine"
+    );
     let mut malformed = 0;
     while let Some(e) = rig.modem.recv_event(Duration::from_millis(300)) {
         if matches!(e, Event::Malformed(_)) {
@@ -123,7 +147,16 @@ fn a_stalled_modem_times_out_and_recovers() {
     rig.sim.faults().stall(true);
     let t = std::time::Instant::now();
     let e = rig.modem.client(0, "stalled", false).unwrap_err();
-    assert!(matches!(e, Error::Timeout { command: "AT+CMQTTACCQ", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Timeout {
+                command: "AT+CMQTTACCQ",
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(t.elapsed() < Duration::from_secs(10));
     rig.sim.faults().stall(false);
     // The ACCQ may or may not have been taken; either way the next commands work.

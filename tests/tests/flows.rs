@@ -20,18 +20,28 @@ fn plain_flow(model: SimModel) {
     let seen = expect_one(&mut peer, "the publish");
     assert_eq!(seen.topic, b"simcommsg");
     assert_eq!(seen.payload, payload);
-    let back = c.recv_timeout(Duration::from_secs(10)).expect("our own message back");
-    assert_eq!((back.topic.as_slice(), back.payload.as_slice()), (&b"simcommsg"[..], &payload[..]));
+    let back = c
+        .recv_timeout(Duration::from_secs(10))
+        .expect("our own message back");
+    assert_eq!(
+        (back.topic.as_slice(), back.payload.as_slice()),
+        (&b"simcommsg"[..], &payload[..])
+    );
     // Multi-topic subscribe (SUBTOPIC + SUB), then a message on the second topic.
     c.subscribe(&[("123456789", 1), ("other/#", 0)]).unwrap();
     publish(&rig.broker, "123456789", b"hello", 1, false);
-    let m = c.recv_timeout(Duration::from_secs(10)).expect("message on 123456789");
+    let m = c
+        .recv_timeout(Duration::from_secs(10))
+        .expect("message on 123456789");
     assert_eq!(m.payload, b"hello");
     c.unsubscribe(&["simcommsg"]).unwrap();
     publish(&rig.broker, "simcommsg", b"after unsubscribe", 1, false);
     publish(&rig.broker, "123456789", b"marker", 1, false);
     let m = c.recv_timeout(Duration::from_secs(10)).expect("marker");
-    assert_eq!(m.payload, b"marker", "a message arrived on an unsubscribed topic");
+    assert_eq!(
+        m.payload, b"marker",
+        "a message arrived on an unsubscribed topic"
+    );
     c.disconnect(Duration::from_secs(120)).unwrap();
     c.release().unwrap();
     rig.modem.stop().unwrap();
@@ -76,7 +86,8 @@ fn tls_flow(model: SimModel, authmode: u8) {
     }
     if authmode == 2 {
         m.cert_upload("cert.pem", &certs.client_cert_pem()).unwrap();
-        m.cert_upload("key_cert.pem", &certs.client_key_pem()).unwrap();
+        m.cert_upload("key_cert.pem", &certs.client_key_pem())
+            .unwrap();
         ctx.client_cert = Some("cert.pem".into());
         ctx.client_key = Some("key_cert.pem".into());
     }
@@ -98,7 +109,9 @@ fn tls_flow(model: SimModel, authmode: u8) {
     c.subscribe(&[("simcommsg", 1)]).unwrap();
     publish(&rig.broker, "simcommsg", b"over tls", 1, false);
     assert_eq!(
-        c.recv_timeout(Duration::from_secs(10)).expect("TLS receive").payload,
+        c.recv_timeout(Duration::from_secs(10))
+            .expect("TLS receive")
+            .payload,
         b"over tls"
     );
     c.unsubscribe(&["simcommsg"]).unwrap();
@@ -149,7 +162,9 @@ fn tls_verification_fails_against_a_wrong_ca() {
     );
     // The client certificate is not a CA of the server: verification must fail.
     let certs = rig.broker.certs().unwrap();
-    rig.modem.cert_upload("wrong.pem", &certs.client_cert_pem()).unwrap();
+    rig.modem
+        .cert_upload("wrong.pem", &certs.client_cert_pem())
+        .unwrap();
     rig.modem.ssl_set(0, SslSetting::AuthMode(1)).unwrap();
     rig.modem
         .ssl_set(0, SslSetting::CaCert("wrong.pem".into()))
@@ -158,11 +173,18 @@ fn tls_verification_fails_against_a_wrong_ca() {
     let mut o = ConnectOptions::new(rig.broker.tls_url().unwrap());
     o.timeout = Duration::from_secs(20);
     let e = c.connect(&o).unwrap_err();
-    assert!(e.modem_code().is_some(), "expected a modem <err> code, got {e}");
+    assert!(
+        e.modem_code().is_some(),
+        "expected a modem <err> code, got {e}"
+    );
     assert!(!c.is_connected());
     // The session is still usable.
     rig.modem.cert_delete("wrong.pem").unwrap();
-    assert!(!rig.modem.cert_list().unwrap().contains(&"wrong.pem".to_string()));
+    assert!(!rig
+        .modem
+        .cert_list()
+        .unwrap()
+        .contains(&"wrong.pem".to_string()));
 }
 
 /// 3.5: checkUTF8 off, a topic and payload that are not UTF-8.
@@ -181,12 +203,19 @@ fn binary_flow(model: SimModel) {
     let payload = all_bytes(300);
     c.publish("bin/x", &payload, 1, false, PUB).unwrap();
     assert_eq!(expect_one(&mut peer, "binary publish").payload, payload);
-    let m = c.recv_timeout(Duration::from_secs(10)).expect("binary message back");
+    let m = c
+        .recv_timeout(Duration::from_secs(10))
+        .expect("binary message back");
     assert_eq!(m.payload, payload);
     // A zero-length payload (the spec's "+CMQTTRXSTART: 0,9,0").
     c.publish("bin/empty", b"", 1, false, PUB).unwrap();
-    let m = c.recv_timeout(Duration::from_secs(10)).expect("empty message back");
-    assert_eq!((m.topic.as_slice(), m.payload.len()), (&b"bin/empty"[..], 0));
+    let m = c
+        .recv_timeout(Duration::from_secs(10))
+        .expect("empty message back");
+    assert_eq!(
+        (m.topic.as_slice(), m.payload.len()),
+        (&b"bin/empty"[..], 0)
+    );
     c.disconnect(Duration::from_secs(120)).unwrap();
 }
 

@@ -13,7 +13,8 @@ fn qos_0_1_2_reach_an_independent_subscriber() {
     for qos in 0..=2u8 {
         let topic = format!("q/{qos}");
         let payload = format!("payload at qos {qos}");
-        c.publish(&topic, payload.as_bytes(), qos, false, PUB).unwrap();
+        c.publish(&topic, payload.as_bytes(), qos, false, PUB)
+            .unwrap();
         let r = expect_one(&mut peer, &topic);
         assert_eq!(r.topic, topic.as_bytes());
         assert_eq!(r.payload, payload.as_bytes());
@@ -55,7 +56,9 @@ fn retained_message_is_seen_by_a_late_subscriber() {
     // And our own late subscription gets it too (it arrives around the SUB result line).
     let c1 = rig.connected(1, "late-sub");
     c1.subscribe(&[("state/door", 1)]).unwrap();
-    let m = c1.recv_timeout(Duration::from_secs(10)).expect("retained on client 1");
+    let m = c1
+        .recv_timeout(Duration::from_secs(10))
+        .expect("retained on client 1");
     assert_eq!(m.payload, b"open");
 }
 
@@ -69,23 +72,43 @@ fn both_clients_connected_at_once() {
     std::thread::scope(|s| {
         s.spawn(|| {
             for i in 0..5 {
-                a.publish("to/b", format!("a{i}").as_bytes(), 1, false, PUB).unwrap();
+                a.publish("to/b", format!("a{i}").as_bytes(), 1, false, PUB)
+                    .unwrap();
             }
         });
         s.spawn(|| {
             for i in 0..5 {
-                b.publish("to/a", format!("b{i}").as_bytes(), 1, false, PUB).unwrap();
+                b.publish("to/a", format!("b{i}").as_bytes(), 1, false, PUB)
+                    .unwrap();
             }
         });
     });
     let at_a: Vec<_> = (0..5)
-        .map(|_| a.recv_timeout(Duration::from_secs(10)).expect("a receives").payload)
+        .map(|_| {
+            a.recv_timeout(Duration::from_secs(10))
+                .expect("a receives")
+                .payload
+        })
         .collect();
     let at_b: Vec<_> = (0..5)
-        .map(|_| b.recv_timeout(Duration::from_secs(10)).expect("b receives").payload)
+        .map(|_| {
+            b.recv_timeout(Duration::from_secs(10))
+                .expect("b receives")
+                .payload
+        })
         .collect();
-    assert_eq!(at_a, (0..5).map(|i| format!("b{i}").into_bytes()).collect::<Vec<_>>());
-    assert_eq!(at_b, (0..5).map(|i| format!("a{i}").into_bytes()).collect::<Vec<_>>());
+    assert_eq!(
+        at_a,
+        (0..5)
+            .map(|i| format!("b{i}").into_bytes())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        at_b,
+        (0..5)
+            .map(|i| format!("a{i}").into_bytes())
+            .collect::<Vec<_>>()
+    );
     assert!(a.try_recv().is_none() && b.try_recv().is_none());
 }
 
@@ -109,9 +132,21 @@ fn will_is_delivered_on_abnormal_drop_and_not_on_clean_disconnect() {
     c.connect(&rig.connect_opts()).unwrap();
     rig.sim.faults().drop_connection(0, 2);
     let r = expect_one(&mut watcher, "the will");
-    assert_eq!((r.topic.as_slice(), r.payload.as_slice()), (&b"will/drop"[..], &b"gone-hard"[..]));
-    let e = rig.modem.recv_event(Duration::from_secs(5)).expect("an event");
-    assert_eq!(e, cmqtt::Event::ConnectionLost { client: 0, cause: 2 });
+    assert_eq!(
+        (r.topic.as_slice(), r.payload.as_slice()),
+        (&b"will/drop"[..], &b"gone-hard"[..])
+    );
+    let e = rig
+        .modem
+        .recv_event(Duration::from_secs(5))
+        .expect("an event");
+    assert_eq!(
+        e,
+        cmqtt::Event::ConnectionLost {
+            client: 0,
+            cause: 2
+        }
+    );
     assert!(!c.is_connected());
 }
 
@@ -129,7 +164,9 @@ fn big_payload_both_ways(model: SimModel, size: usize) {
     let mut reversed = payload.clone();
     reversed.reverse();
     publish(&rig.broker, "big/in", &reversed, 1, false);
-    let m = c.recv_timeout(Duration::from_secs(15)).expect("big message in");
+    let m = c
+        .recv_timeout(Duration::from_secs(15))
+        .expect("big message in");
     assert_eq!(m.payload.len(), size);
     assert_eq!(m.payload, reversed, "received payload differs");
     // One size over the model's maximum is refused before anything is sent.
@@ -152,12 +189,16 @@ fn payload_4096_bytes_both_ways_sim7672x() {
 #[test]
 fn received_10240_bytes_on_sim7672x_in_small_chunks() {
     // The SIM7672X publishes at most 4096 bytes but receives up to 10240, in chunks.
-    let rig = Rig::with(SimModel::Sim7672x, BrokerOptions::default(), |c| c.rx_chunk = 700);
+    let rig = Rig::with(SimModel::Sim7672x, BrokerOptions::default(), |c| {
+        c.rx_chunk = 700
+    });
     let c = rig.connected(0, "rx-big");
     c.subscribe(&[("rx/big", 1)]).unwrap();
     let payload = all_bytes(10240);
     publish(&rig.broker, "rx/big", &payload, 1, false);
-    let m = c.recv_timeout(Duration::from_secs(15)).expect("10240-byte message");
+    let m = c
+        .recv_timeout(Duration::from_secs(15))
+        .expect("10240-byte message");
     assert_eq!(m.payload, payload);
 }
 
@@ -171,7 +212,9 @@ fn payload_that_looks_like_at_output_arrives_intact() {
             b"\r\n+CMQTTRXEND: 0\r\nOK\r\n\r\nERROR\r\n+CMQTTCONNLOST: 0,1\r\n>\x00\xff\r\n";
         c.set_check_utf8(false).unwrap();
         c.publish("tricky", evil, 1, false, PUB).unwrap();
-        let m = c.recv_timeout(Duration::from_secs(10)).expect("tricky message");
+        let m = c
+            .recv_timeout(Duration::from_secs(10))
+            .expect("tricky message");
         assert_eq!(m.payload, evil);
         // Nothing leaked out of the payload as a fake event.
         assert!(rig.modem.recv_event(Duration::from_millis(300)).is_none());

@@ -710,12 +710,13 @@ impl Command for SubOne<'_> {
     }
 }
 
-/// `AT+CMQTTSUB?` (SIM7672X): the subscribed topics.
+/// `AT+CMQTTSUB?` (SIM7672X): the subscribed topics, with the client index when the modem
+/// gives one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SubRead;
 
 impl Command for SubRead {
-    type Output = Vec<Vec<u8>>;
+    type Output = Vec<(Option<u8>, Vec<u8>)>;
     fn request(&self, p: &Profile) -> Result<Request<'_>> {
         if !p.has_sub_read {
             return Err(Error::Unsupported("AT+CMQTTSUB?"));
@@ -723,21 +724,34 @@ impl Command for SubRead {
         Ok(Request::new("AT+CMQTTSUB?", "AT+CMQTTSUB?".into(), p.command_timeout).any_line())
     }
     fn parse(&self, r: Response) -> Result<Self::Output> {
-        // "+CMQTTSUB:" then one topic per line (the note's layout); a topic on the header line
-        // itself is accepted too.
+        // The note shows "+CMQTTSUB:" then one topic per line; firmware in the field prints
+        // "+CMQTTSUB: <idx>,\"<topic>\"". Both are accepted.
         let mut out = Vec::new();
         for l in r.lines {
-            if let Some(rest) = l.strip_prefix(b"+CMQTTSUB:") {
-                let rest = crate::digest::trim(rest);
-                if !rest.is_empty() {
-                    out.push(rest.to_vec());
+            let body = match l.strip_prefix(b"+CMQTTSUB:") {
+                Some(rest) => crate::digest::trim(rest).to_vec(),
+                None => l,
+            };
+            if body.is_empty() {
+                continue;
+            }
+            let fields = split_args(&body);
+            match fields.as_slice() {
+                [idx, topic] if topic.starts_with(b"\"") => {
+                    let idx = crate::digest::parse_u32(idx).map(|i| i as u8);
+                    out.push((idx, strip_quotes(topic).to_vec()));
                 }
-            } else if !l.is_empty() {
-                out.push(l);
+                _ => out.push((None, body.clone())),
             }
         }
         Ok(out)
     }
+}
+
+fn strip_quotes(s: &[u8]) -> &[u8] {
+    s.strip_prefix(b"\"")
+        .and_then(|s| s.strip_suffix(b"\""))
+        .unwrap_or(s)
 }
 
 /// `AT+CMQTTUNSUBTOPIC=<idx>,<len>` + topic: add a topic to the next multi-topic UNSUB.

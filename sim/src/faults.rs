@@ -1,0 +1,175 @@
+//! Fault injection handle and counters shared by all the emulator's threads.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::engine::Inbox;
+use crate::output::{Output, Unit};
+
+/// What the engine is asked to do by a [`Faults`] call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FaultCmd {
+    DropConnection { client: u8, cause: u8 },
+    LoseNetwork,
+    Reset,
+}
+
+/// State shared by the transport threads, the writer, the engine and the
+/// [`Faults`] handles.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub stalled: AtomicBool,
+    pub slow: Mutex<Option<Duration>>,
+    /// 0 = unthrottled.
+    pub baud: AtomicU32,
+    pub commands: AtomicU64,
+    pub publishes: AtomicU64,
+    pub delivered: AtomicU64,
+    pub dropped: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub host_connected: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(baud: Option<u32>) -> Shared {
+        Shared {
+            stalled: AtomicBool::new(false),
+            slow: Mutex::new(None),
+            baud: AtomicU32::new(baud.unwrap_or(0)),
+            commands: AtomicU64::new(0),
+            publishes: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            host_connected: AtomicBool::new(false),
+        }
+    }
+
+    pub fn baud(&self) -> Option<u32> {
+        match self.baud.load(Ordering::Relaxed) {
+            0 => None,
+            b => Some(b),
+        }
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
+    }
+
+    pub fn bump(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Counters of one emulated modem.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// AT command lines executed (including ones answered with `ERROR`).
+    pub commands: u64,
+    /// MQTT PUBLISH packets sent to the broker by `AT+CMQTTPUB`.
+    pub publishes: u64,
+    /// Received messages reported to the host (`+CMQTTRXSTART` blocks).
+    pub messages_delivered: u64,
+    /// Received messages dropped because they exceed what the modem can
+    /// report (topic > 1024 or payload > 10240 bytes).
+    pub messages_dropped: u64,
+    /// Bytes read from the host.
+    pub bytes_in: u64,
+    /// Bytes written to the host.
+    pub bytes_out: u64,
+}
+
+/// A cloneable handle to inject faults into a running [`crate::Simulator`].
+#[derive(Clone)]
+pub struct Faults {
+    shared: Arc<Shared>,
+    inbox: mpsc::Sender<Inbox>,
+    out: Output,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults").finish_non_exhaustive()
+    }
+}
+
+impl Faults {
+    pub(crate) fn new(shared: Arc<Shared>, inbox: mpsc::Sender<Inbox>, out: Output) -> Faults {
+        Faults { shared, inbox, out }
+    }
+
+    fn send(&self, f: FaultCmd) {
+        let _ = self.inbox.send(Inbox::Fault(f));
+    }
+
+    /// Closes client `client`'s broker socket abruptly (no DISCONNECT packet,
+    /// so the broker publishes the will) and reports
+    /// `+CMQTTCONNLOST: <client>,<cause>`. No effect if that client is not
+    /// connected.
+    pub fn drop_connection(&self, client: u8, cause: u8) {
+        self.send(FaultCmd::DropConnection { client, cause });
+    }
+
+    /// The network goes away: every connected client reports
+    /// `+CMQTTCONNLOST: <idx>,3`, the SIM7672X profile then reports
+    /// `+CMQTTNONET`, and the MQTT service is stopped (clients stay acquired;
+    /// `AT+CMQTTSTART` is needed again).
+    pub fn lose_network(&self) {
+        self.send(FaultCmd::LoseNetwork);
+    }
+
+    /// Power-cycles the modem: MQTT connections are cut, the service is
+    /// stopped, clients are released, echo is back on; SSL contexts and
+    /// downloaded certificate files survive (they live in flash). About 200 ms
+    /// later the modem prints `RDY` (and, with `boot_banner`, `+CPIN: READY`,
+    /// `SMS DONE`, `PB DONE`). Input is discarded while it boots.
+    pub fn reset(&self) {
+        self.send(FaultCmd::Reset);
+    }
+
+    /// `true`: the modem stops answering (input is read and discarded,
+    /// nothing is sent, not even URCs). `false`: back to normal.
+    pub fn stall(&self, on: bool) {
+        self.shared.stalled.store(on, Ordering::SeqCst);
+    }
+
+    /// Delay every command response by this much (`None` = no delay).
+    pub fn slow(&self, per_response_delay: Option<Duration>) {
+        *self.shared.slow.lock() = per_response_delay;
+    }
+
+    /// Writes raw bytes (garbage, fake URCs) to the host now, as one unit
+    /// (never inside another response or URC).
+    pub fn inject(&self, bytes: &[u8]) {
+        self.out.send(Unit::raw(bytes.to_vec()));
+    }
+
+    /// Changes the pacing of both directions (`None` = unthrottled).
+    pub fn set_baud(&self, baud: Option<u32>) {
+        self.shared.baud.store(baud.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> SimStats {
+        let s = &self.shared;
+        SimStats {
+            commands: s.commands.load(Ordering::Relaxed),
+            publishes: s.publishes.load(Ordering::Relaxed),
+            messages_delivered: s.delivered.load(Ordering::Relaxed),
+            messages_dropped: s.dropped.load(Ordering::Relaxed),
+            bytes_in: s.bytes_in.load(Ordering::Relaxed),
+            bytes_out: s.bytes_out.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether a host currently has the device open (pty) or is connected
+    /// (TCP), as far as the emulator can tell.
+    pub fn host_connected(&self) -> bool {
+        self.shared.host_connected.load(Ordering::Relaxed)
+    }
+}
