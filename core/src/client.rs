@@ -151,6 +151,20 @@ impl Client {
                 ));
             }
         }
+        // Check the settings too before the first byte goes out (ACCQ would need a REL).
+        {
+            use command::Command;
+            let cfg = |setting| command::Cfg { index, setting };
+            if let (Some(v), VersionDialect::Cfg) = (o.version, profile.version_dialect) {
+                cfg(CfgSetting::Version(v)).request(&profile)?;
+            }
+            if let Some(t) = o.op_timeout {
+                cfg(CfgSetting::OpTimeout(t)).request(&profile)?;
+            }
+            if let Some(ssl_ctx) = o.ssl_ctx {
+                command::MqttSslCfg { index, ssl_ctx }.request(&profile)?;
+            }
+        }
         session.execute(&command::Accq {
             index,
             client_id: o.client_id.clone(),
@@ -590,6 +604,13 @@ impl Client {
     }
 
     // ---- release -----------------------------------------------------------------------------
+
+    /// Drop this handle without a word to the modem: for when the modem no longer has the
+    /// client (it restarted, the port is gone) or it will be freed another way. Callbacks set
+    /// for this index stay until the index is acquired again or released.
+    pub fn discard(self) {
+        self.released.store(true, Ordering::SeqCst);
+    }
 
     /// Disconnect if connected, then `AT+CMQTTREL`. Done automatically on drop.
     pub fn release(&self) -> Result<()> {

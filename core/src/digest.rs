@@ -104,11 +104,15 @@ pub fn digest<'a>(buf: &'a [u8], opts: &DigestOptions) -> Digested<'a> {
             unit: Unit::Prompt,
         };
     }
-    let Some(end) = memchr2(b'\r', b'\n', rest) else {
-        if rest.len() >= opts.max_line {
+    // A line longer than `max_line` is cut into pieces of `max_line` bytes, whether or not its
+    // end has arrived yet, so that the pieces do not depend on how the bytes were read.
+    let max_line = opts.max_line.max(1);
+    let window = &rest[..rest.len().min(max_line + 1)];
+    let Some(end) = memchr2(b'\r', b'\n', window) else {
+        if rest.len() > max_line {
             return Digested::Unit {
-                used: start + opts.max_line,
-                unit: Unit::Line(&rest[..opts.max_line]),
+                used: start + max_line,
+                unit: Unit::Line(&rest[..max_line]),
             };
         }
         return Digested::Incomplete { skip: start };
@@ -198,7 +202,7 @@ fn rx_unit<'a>(
             let data_start = header_used;
             let data_end = data_start + len as usize;
             if buf.len() < data_end {
-                return Digested::Incomplete { skip: 0 };
+                return Digested::Incomplete { skip: start };
             }
             let data = &buf[data_start..data_end];
             let unit = if kind == b"TOPIC" {

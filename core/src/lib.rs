@@ -47,8 +47,11 @@ pub mod digest;
 mod error;
 mod event;
 mod modem;
+pub mod outbox;
+pub mod ports;
 mod profile;
 mod session;
+pub mod supervise;
 mod trace;
 
 pub use client::{Client, ClientOptions, ConnectOptions, Publish};
@@ -56,7 +59,11 @@ pub use command::{CfgSetting, ClientConfig, SslSetting};
 pub use error::{ErrCode, Error, ModemFailure, Result};
 pub use event::{Event, Message, OverflowPolicy};
 pub use modem::{Identity, Modem, ModemOptions, SslContext};
+pub use outbox::{Delivery, DeliveryStatus, OutboxConfig, WhenFull};
 pub use profile::{Model, Profile, VersionDialect};
+pub use supervise::{
+    Backoff, Endpoint, Loss, State, Supervisor, SupervisorConfig, SupervisorEvent, Will,
+};
 pub use trace::{Direction, TraceFn};
 
 /// This crate's version.

@@ -339,6 +339,11 @@ impl Modem {
 
     /// Configure SSL context `ctx` in one call: every `Some` field is sent.
     pub fn ssl_configure(&self, ctx: u8, cfg: &SslContext) -> Result<()> {
+        // Every setting is checked before the first is sent: no half-configured context.
+        let profile = self.profile();
+        for setting in cfg.settings() {
+            command::Command::request(&command::SslCfg { ctx, setting }, &profile)?;
+        }
         for s in cfg.settings() {
             self.ssl_set(ctx, s)?;
         }

@@ -53,10 +53,13 @@ enum SlotOutcome {
     Closed(String),
 }
 
+/// Where the reader leaves an asynchronous result for its waiter.
+type Slot = Arc<(Mutex<Option<SlotOutcome>>, Condvar)>;
+
 struct Pending {
     prefix: &'static str,
     index: Option<u8>,
-    slot: Arc<(Mutex<Option<SlotOutcome>>, Condvar)>,
+    slot: Slot,
 }
 
 #[derive(Default)]
@@ -71,6 +74,10 @@ struct TxState {
     result_at: Option<Instant>,
     final_: Option<Final>,
     prompt: bool,
+    /// The modem echoed this command's line: echo is on, so it echoes the data after `>` too.
+    echoed: bool,
+    /// `+CMQTTCONNLOST` for this command's client came before its `OK`: no result line follows.
+    lost: Option<u8>,
     /// Set by the reader when `OK` came before the result line: the waiter then waits on this.
     deferred: Option<Arc<(Mutex<Option<SlotOutcome>>, Condvar)>>,
 }
@@ -308,10 +315,8 @@ impl Shared {
         let i = m.client as usize & 1;
         let has_cb = self.callbacks.lock().on_message[i].is_some();
         if has_cb {
-            if let Err(d) = self.try_dispatch_message(m) {
-                if let Dispatch::Message(m) = d {
-                    self.push_message(m);
-                }
+            if let Err(Dispatch::Message(m)) = self.try_dispatch_message(m) {
+                self.push_message(m);
             }
             return;
         }
@@ -401,6 +406,7 @@ impl Shared {
                 }
                 if tx.final_.is_some() {
                     // Refused before the prompt (e.g. "+CMQTTTOPIC: 0,11" then ERROR).
+                    self.wait_late_code(req, &mut tx);
                     return self.finish(req, &mut tx, started);
                 }
                 if let Some(r) = self.closed_reason() {
@@ -416,9 +422,12 @@ impl Shared {
                     });
                 }
             }
+            // Only when this very command was echoed: an echo seen once (at boot, before
+            // ATE0) must not make us skip answers that happen to equal the data.
+            let echoed = tx.echoed;
             drop(tx);
             self.trace(Direction::Send, &format!("<{} bytes of data>", data.len()));
-            if self.echo_seen.load(Ordering::Relaxed) {
+            if echoed {
                 *self.echo_skip.lock() = Some((data.to_vec(), 0));
             }
             self.write_all(data)?;
@@ -427,6 +436,7 @@ impl Shared {
         let mut tx = self.tx.lock();
         loop {
             if tx.final_.is_some() {
+                self.wait_late_code(req, &mut tx);
                 return self.finish(req, &mut tx, started);
             }
             if let Some(code) = tx.result {
@@ -459,6 +469,17 @@ impl Shared {
                 });
             }
         }
+    }
+
+    /// After a failing final with no code yet, the result line may still follow (the SIM7672X
+    /// note: "ERROR" then "+CMQTTCONNECT: <idx>,<err>"): wait a moment for its code.
+    fn wait_late_code(&self, req: &Request<'_>, tx: &mut parking_lot::MutexGuard<'_, TxState>) {
+        let prefix = req.prefix.as_bytes();
+        if !late_code_possible(tx) || tx.lines.iter().any(|l| l.starts_with(prefix)) {
+            return;
+        }
+        let end = Instant::now() + self.profile.read().ok_grace;
+        while tx.result.is_none() && !self.tx_cv.wait_until(tx, end).timed_out() {}
     }
 
     /// The final result code has arrived.
@@ -566,11 +587,16 @@ impl Shared {
                         // OK first: the result line will come later, possibly after other
                         // commands. Register its waiter now, under the tx lock, so it can't be missed.
                         let slot = Arc::new((Mutex::new(None), Condvar::new()));
-                        self.pending.lock().push(Pending {
-                            prefix: tx.prefix,
-                            index: tx.index,
-                            slot: slot.clone(),
-                        });
+                        if let Some(cause) = tx.lost {
+                            // The connection was lost before this OK: no result line follows.
+                            fill(&slot, SlotOutcome::Lost(cause));
+                        } else {
+                            self.pending.lock().push(Pending {
+                                prefix: tx.prefix,
+                                index: tx.index,
+                                slot: slot.clone(),
+                            });
+                        }
                         tx.deferred = Some(slot);
                     }
                     tx.final_ = Some(f);
@@ -591,6 +617,12 @@ impl Shared {
             }
             Unit::Echo(l) => {
                 self.echo_seen.store(true, Ordering::Relaxed);
+                {
+                    let mut tx = self.tx.lock();
+                    if tx.active {
+                        tx.echoed = true;
+                    }
+                }
                 self.trace(Direction::Receive, &format!("(echo) {}", redact_line(l)));
             }
             Unit::Line(l) => {
@@ -707,7 +739,8 @@ impl Shared {
         }
         {
             let mut tx = self.tx.lock();
-            if tx.active && tx.final_.is_none() {
+            let late = late_code_possible(&tx);
+            if (tx.active && tx.final_.is_none()) || late {
                 let prefixed = !tx.prefix.is_empty() && l.starts_with(tx.prefix.as_bytes());
                 if prefixed && tx.completion == Some(Completion::ResultLine) {
                     let args = &l[tx.prefix.len()..];
@@ -721,7 +754,7 @@ impl Shared {
                         }
                     }
                 }
-                if prefixed || (tx.any_line && !is_boot_noise(l)) {
+                if !late && (prefixed || (tx.any_line && !is_boot_noise(l))) {
                     tx.lines.push(l.to_vec());
                     return;
                 }
@@ -738,7 +771,7 @@ impl Shared {
         }
     }
 
-    fn take_pending(&self, l: &[u8]) -> Option<(Arc<(Mutex<Option<SlotOutcome>>, Condvar)>, u32)> {
+    fn take_pending(&self, l: &[u8]) -> Option<(Slot, u32)> {
         let mut pending = self.pending.lock();
         let pos = pending.iter().position(|p| {
             l.strip_prefix(p.prefix.as_bytes())
@@ -766,7 +799,14 @@ impl Shared {
 
     fn connection_lost(&self, client: u8, cause: u8) {
         if (client as usize) < 2 {
-            self.connected[client as usize].store(false, Ordering::SeqCst);
+            if self.connected[client as usize].swap(false, Ordering::SeqCst) {
+                // A command of this client not yet answered OK (a publish, a subscribe) will
+                // not get its result line either.
+                let mut tx = self.tx.lock();
+                if tx.active && tx.index == Some(client) && tx.final_.is_none() {
+                    tx.lost = Some(cause);
+                }
+            }
             // A publish or subscribe waiting for the broker's answer will not get it.
             self.fail_pending_of(client, SlotOutcome::Lost(cause));
             let cb = self.callbacks.lock().on_connection_lost[client as usize].is_some();
@@ -842,6 +882,14 @@ fn final_text(f: &Final) -> &str {
         Final::Error => "ERROR",
         Final::CmeError(s) | Final::CmsError(s) => s,
     }
+}
+
+/// A failing final came before the result line of a command that has one.
+fn late_code_possible(tx: &TxState) -> bool {
+    tx.active
+        && tx.completion == Some(Completion::ResultLine)
+        && tx.result.is_none()
+        && matches!(&tx.final_, Some(f) if *f != Final::Ok)
 }
 
 fn is_boot_noise(l: &[u8]) -> bool {

@@ -116,9 +116,10 @@ impl Faults {
     }
 
     /// The network goes away: every connected client reports
-    /// `+CMQTTCONNLOST: <idx>,3`, the SIM7672X profile then reports
-    /// `+CMQTTNONET`, and the MQTT service is stopped (clients stay acquired;
-    /// `AT+CMQTTSTART` is needed again).
+    /// `+CMQTTCONNLOST: <idx>,3` (connections cut without DISCONNECT, so the
+    /// broker sends their wills), the SIM7672X profile then reports
+    /// `+CMQTTNONET`, and the MQTT service is stopped with its clients
+    /// released: the host starts over with `AT+CMQTTSTART`, `AT+CMQTTACCQ`.
     pub fn lose_network(&self) {
         self.send(FaultCmd::LoseNetwork);
     }

@@ -324,7 +324,12 @@ impl Simulator {
             let _ = t.join();
         }
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_millis(500));
+            // Blocking shutdown is not allowed inside an async context.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_millis(500));
+            }
         }
         if let Some(link) = self.link.take() {
             let _ = std::fs::remove_file(link);
@@ -345,4 +350,34 @@ enum Transport {
 
 fn spawn_named<F: FnOnce() + Send + 'static>(name: &str, f: F) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name.to_string()).spawn(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names() {
+        for m in Model::ALL {
+            assert_eq!(m.name().parse::<Model>(), Ok(m));
+            assert_eq!(m.to_string().to_uppercase().parse::<Model>(), Ok(m));
+        }
+        assert!("sim800".parse::<Model>().is_err());
+    }
+
+    #[test]
+    fn cli_args_map_to_config() {
+        let mut a = SimArgs::new(Model::Sim7600);
+        let c = a.config();
+        assert!(c.echo && c.boot_banner && c.baud.is_none() && c.rx_chunk == 1500);
+        a.echo = Some(false);
+        a.baud = Some(115_200);
+        a.rx_chunk = Some(512);
+        let c = a.config();
+        assert!(!c.echo);
+        assert_eq!(
+            (c.baud, c.rx_chunk, c.model),
+            (Some(115_200), 512, Model::Sim7600)
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! one atomically to the current host, paced at the configured baud rate.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -28,10 +28,15 @@ impl Unit {
     }
 }
 
+/// Output queued for the host beyond which new units are dropped (a host
+/// that does not read loses data, the modem does not grow without bound).
+const MAX_QUEUED: usize = 8 * 1024 * 1024;
+
 /// Cloneable sender of output units.
 #[derive(Clone, Debug)]
 pub(crate) struct Output {
     tx: mpsc::Sender<Unit>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Output {
@@ -42,6 +47,8 @@ impl Output {
         stop: Arc<AtomicBool>,
     ) -> (Output, impl FnOnce() + Send + 'static) {
         let (tx, rx) = mpsc::channel::<Unit>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let queued2 = queued.clone();
         let writer = move || {
             let mut pacer = Pacer::new();
             loop {
@@ -55,6 +62,7 @@ impl Output {
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 };
+                queued2.fetch_sub(unit.bytes.len(), Ordering::Relaxed);
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
@@ -64,12 +72,22 @@ impl Output {
                 write_paced(&mut *sink, &unit.bytes, &shared, &mut pacer);
             }
         };
-        (Output { tx }, writer)
+        (Output { tx, queued }, writer)
     }
 
     pub fn send(&self, unit: Unit) {
-        if !unit.bytes.is_empty() {
-            let _ = self.tx.send(unit);
+        let n = unit.bytes.len();
+        if n == 0 {
+            return;
+        }
+        log::trace!(target: "cmqtt_sim::wire", "modem< {:?}", String::from_utf8_lossy(&unit.bytes));
+        if self.queued.fetch_add(n, Ordering::Relaxed) + n > MAX_QUEUED {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            log::warn!("host is not reading: {n} output bytes dropped");
+            return;
+        }
+        if self.tx.send(unit).is_err() {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
         }
     }
 }

@@ -31,7 +31,7 @@ pub enum Completion {
 }
 
 /// A command ready to send.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request<'a> {
     /// The command's name for errors and logs, e.g. `AT+CMQTTCONNECT`.
     pub name: &'static str,
@@ -52,6 +52,22 @@ pub struct Request<'a> {
     pub index: Option<u8>,
     /// How long to wait for the answer, counted from the last byte sent.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The line may hold a password: show it as the trace does.
+        f.debug_struct("Request")
+            .field("name", &self.name)
+            .field("line", &self.trace_text())
+            .field("data_len", &self.data.as_ref().map(|d| d.len()))
+            .field("prefix", &self.prefix)
+            .field("any_line", &self.any_line)
+            .field("completion", &self.completion)
+            .field("index", &self.index)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl<'a> Request<'a> {

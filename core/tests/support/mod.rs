@@ -16,9 +16,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 /// One direction of an in-memory serial line.
+/// Bytes in flight and whether the line is closed.
+type Line = Arc<(Mutex<(VecDeque<u8>, bool)>, Condvar)>;
+
 #[derive(Clone, Default)]
 pub struct Pipe {
-    inner: Arc<(Mutex<(VecDeque<u8>, bool)>, Condvar)>,
+    inner: Line,
 }
 
 impl Pipe {
@@ -41,10 +44,8 @@ impl Pipe {
         let (m, cv) = &*self.inner;
         let mut g = m.lock();
         while g.0.len() < n {
-            if g.1 || cv.wait_until(&mut g, deadline).timed_out() {
-                if g.0.len() < n {
-                    return None;
-                }
+            if (g.1 || cv.wait_until(&mut g, deadline).timed_out()) && g.0.len() < n {
+                return None;
             }
         }
         Some(g.0.drain(..n).collect())

@@ -852,10 +852,11 @@ impl Engine {
 
 /// `tcp://host[:port]` → (host, port); IPv6 literals in brackets.
 fn parse_server(s: &[u8]) -> Option<(String, u16)> {
-    let s = std::str::from_utf8(s).ok()?;
-    if s.len() < 6 || !s[..6].eq_ignore_ascii_case("tcp://") {
+    if s.len() < 6 || !s[..6].eq_ignore_ascii_case(b"tcp://") {
         return None;
     }
+    // The first 6 bytes are ASCII, so byte 6 is a char boundary.
+    let s = std::str::from_utf8(s).ok()?;
     let rest = s[6..].trim_end_matches('/');
     let (host, port) = if let Some(r) = rest.strip_prefix('[') {
         let end = r.find(']')?;
@@ -900,5 +901,7 @@ mod tests {
         assert_eq!(parse_server(b"ssl://x:1"), None);
         assert_eq!(parse_server(b"tcp://x:99999"), None);
         assert_eq!(parse_server(b"tcp://:1883"), None);
+        assert_eq!(parse_server("tcp:/\u{e9}\u{e9}x".as_bytes()), None);
+        assert_eq!(parse_server(b"tcp://h\xff:1"), None);
     }
 }

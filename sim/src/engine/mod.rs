@@ -36,6 +36,8 @@ pub(crate) enum Inbox {
 const MAX_LINE: usize = 4096;
 /// Host bytes buffered while a command is in progress.
 const MAX_PENDING_INPUT: usize = 256 * 1024;
+/// URC bytes held back during prompted data / a pending publish.
+const MAX_HELD: usize = 4 * 1024 * 1024;
 /// How long a reset takes before `RDY`.
 const BOOT_TIME: Duration = Duration::from_millis(200);
 
@@ -254,6 +256,12 @@ impl Engine {
             _ => false,
         };
         if hold {
+            let held: usize = self.held.iter().map(Vec::len).sum();
+            if held + bytes.len() > MAX_HELD {
+                log::warn!("too many URCs held back: {} bytes dropped", bytes.len());
+                Shared::bump(&self.shared.dropped, 1);
+                return;
+            }
             self.held.push(bytes);
         } else {
             self.send_unit(bytes);
@@ -309,6 +317,7 @@ impl Engine {
     // ----- input ----------------------------------------------------------
 
     fn on_bytes(&mut self, bytes: &[u8]) {
+        log::trace!(target: "cmqtt_sim::wire", "host> {:?}", String::from_utf8_lossy(bytes));
         if self.shared.is_stalled() {
             return;
         }

@@ -1,0 +1,86 @@
+"""Drive the MQTT client built into SIMCom LTE modems over AT commands.
+
+Supported: A7600/A76xx, SIM7600, SIM7672X/SIM7652X. A thin layer over the Rust crate ``cmqtt``
+(every AT command, check and parser lives there)::
+
+    import cmqtt
+
+    with cmqtt.Modem("/dev/ttyUSB2", baudrate=115200) as modem:   # opens, syncs, identifies
+        modem.start()
+        with modem.client(0, "device-1", tls=False) as client:    # ACCQ ... REL
+            client.on_message = lambda msg: print(msg.topic, msg.payload)
+            client.connect("tcp://127.0.0.1:1883", keepalive=60, clean_session=True)
+            client.subscribe("cmd/#", qos=1)             # or a list of (topic, qos)
+            client.publish("data/x", b"\\x00\\x01", qos=1, retain=False, timeout=60)
+            msg = client.recv(timeout=5.0)               # Message or None
+            for msg in client.messages(timeout=10.0): ...
+            client.unsubscribe("cmd/#")
+            client.disconnect()
+
+Blocking and threads
+    Every call that waits on the modem releases the GIL, so other Python threads run, and
+    waits in slices of 50 ms between which pending signals are handled: Ctrl-C raises
+    ``KeyboardInterrupt`` in a ``recv(timeout=None)`` or a ``publish`` waiting for its PUBACK.
+    An AT transaction cannot be taken back, so an interrupted command is not cancelled: it
+    finishes in the background (bounded by its own timeout) and its outcome is logged on the
+    ``cmqtt`` logger; an interrupted publish may still be delivered. Modem and Client methods
+    may be called from several threads at once.
+
+Callbacks
+    ``client.on_message``, ``client.on_connection_lost``, ``modem.on_no_network`` and
+    ``modem.on_event`` run on the library's dispatch thread, holding the GIL, one at a time.
+    They may call any method (a callback may publish). An exception raised in a callback is
+    logged on the ``cmqtt`` logger with its traceback, and delivery goes on. Release the client
+    (or close the modem) to drop the callbacks.
+
+Logging
+    The logger ``cmqtt`` gets the AT trace at DEBUG (``>> AT+CMQTTSTART``, ``<< OK``, passwords
+    redacted), the library's warnings (queue overflows, ...) and callback exceptions. The trace
+    costs nothing while DEBUG is off for that logger.
+
+Errors
+    ``Error`` (``.code``: the modem's <err> code or None) is the base of ``ModemError``,
+    ``ConnectionLostError`` (also ``ConnectionError``), ``TimeoutError`` (also the builtin
+    ``TimeoutError``), ``SerialError`` (also ``OSError``), ``NotConnectedError``,
+    ``ClosedError``, ``UnsupportedError`` and ``ProtocolError``. Arguments outside the spec's
+    range raise ``ValueError`` naming the allowed range; arguments of the wrong type raise
+    ``TypeError``.
+"""
+
+from ._cmqtt import (
+    Client,
+    ClosedError,
+    ConnectionLostError,
+    Error,
+    Event,
+    Message,
+    MessageIterator,
+    Modem,
+    ModemError,
+    NotConnectedError,
+    ProtocolError,
+    SerialError,
+    TimeoutError,
+    UnsupportedError,
+    __version__,
+    core_version,
+)
+
+__all__ = [
+    "Client",
+    "ClosedError",
+    "ConnectionLostError",
+    "Error",
+    "Event",
+    "Message",
+    "MessageIterator",
+    "Modem",
+    "ModemError",
+    "NotConnectedError",
+    "ProtocolError",
+    "SerialError",
+    "TimeoutError",
+    "UnsupportedError",
+    "__version__",
+    "core_version",
+]
