@@ -23,7 +23,7 @@ pub(crate) struct Profile {
     pub rx_blank_lines: bool,
     /// `+CMQTTNONET` after the network is lost (SIM7672X).
     pub has_nonet: bool,
-    /// `AT+CMQTTCFG="version",<idx>,<3|4>` (SIM7672X).
+    /// `AT+CMQTTCFG="version",<idx>,<3|4>` (SIM7672X, and A76xx firmware in the field).
     pub has_cfg_version: bool,
     /// `AT+CMQTTSUB?` lists the subscribed topics (SIM7672X).
     pub has_sub_read: bool,
@@ -60,7 +60,9 @@ impl Profile {
                 result_order: ResultOrder::OkFirst,
                 rx_blank_lines: false,
                 has_nonet: false,
-                has_cfg_version: false,
+                // The A7600 manual lacks it, but A76xx firmware in the field takes
+                // AT+CMQTTCFG="version" (spec README, field notes).
+                has_cfg_version: true,
                 has_sub_read: false,
                 accq_version_arg: false,
                 username_requires_password: true,

@@ -71,10 +71,11 @@ fn service_and_client_state_errors() {
     // Bad UTF-8 with checkUTF8 on (the default).
     h.data_cmd("AT+CMQTTTOPIC=0,2", b"\xc3\x28", &fail("+CMQTTTOPIC: 0,2"));
     h.data_cmd("AT+CMQTTPAYLOAD=0,1", b"\xff", &fail("+CMQTTPAYLOAD: 0,2"));
-    // CMQTTCFG ranges; "version" is SIM7672X only.
+    // CMQTTCFG ranges; "version" exists on A76xx firmware in the field (spec README).
     h.cmd("AT+CMQTTCFG=\"optimeout\",0,19", ERROR);
     h.cmd("AT+CMQTTCFG=\"optimeout\",0,20", OK);
-    h.cmd("AT+CMQTTCFG=\"version\",0,4", ERROR);
+    h.cmd("AT+CMQTTCFG=\"version\",0,5", ERROR);
+    h.cmd("AT+CMQTTCFG=\"version\",0,4", OK);
     h.cmd(
         "AT+CMQTTCFG?",
         "\r\n+CMQTTCFG: 0,1,20\r\n+CMQTTCFG: 1,1,120\r\n\r\nOK\r\n",
