@@ -7,14 +7,16 @@
 #
 #  1. checks that include/cmqtt.h is what ffi/src generates;
 #  2. installs the library into a temporary prefix with ffi/install.sh and checks cmqtt.pc;
-#  3. builds examples/c/publish.c, examples/c/subscribe.c, examples/cpp/publish.cpp and
-#     ffi/tests/c/misuse.c with -Wall -Wextra -Werror, each against the shared AND the static
-#     library (flags from pkg-config);
+#  3. builds examples/c/publish.c, examples/c/subscribe.c, examples/c/supervised.c,
+#     examples/cpp/publish.cpp and ffi/tests/c/misuse.c with -Wall -Wextra -Werror, each against
+#     the shared AND the static library (flags from pkg-config);
 #  4. starts mosquitto on 127.0.0.1 at a free port, and a fresh emulator for every run;
 #  5. runs every program in both builds; what the examples publish is checked with an
 #     independent mosquitto_sub, what subscribe.c receives comes from mosquitto_pub;
-#  6. runs publish.c and the misuse tests under valgrind --leak-check=full: no errors, no
-#     definite leaks.
+#     supervised.c also runs its fault drill through a restart of a second, persistent
+#     mosquitto (publishes made while it is down must arrive after it is back);
+#  6. runs publish.c, supervised.c and the misuse tests under valgrind --leak-check=full: no
+#     errors, no definite leaks.
 # Every process it starts is stopped by PID on exit. Exits non-zero on the first failure, after
 # printing the logs that explain it.
 set -euo pipefail
@@ -145,6 +147,7 @@ build() { # build KIND NAME SOURCE
 for kind in shared static; do
   build "$kind" publish examples/c/publish.c
   build "$kind" subscribe examples/c/subscribe.c
+  build "$kind" supervised examples/c/supervised.c
   build "$kind" publish_cpp examples/cpp/publish.cpp
   build "$kind" misuse ffi/tests/c/misuse.c
 done
@@ -270,6 +273,94 @@ run_subscribe() { # run_subscribe KIND: two filters; -e echoes every message fro
   echo "ok: subscribe ($kind): both messages by callback, both echoes seen by mosquitto_sub"
 }
 
+run_supervised() { # run_supervised KIND [RUNNER...]: QoS 1 publishes with delivery tickets
+  local kind=$1; shift
+  local topic="cmqtt/ci/c/supervised-$kind" out="$WORK/supervised-$kind${1:+-valgrind}.out"
+  start_sim
+  start_peer "$WORK/peer.out" "cmqtt/ci/c/#" "cmqtt/ci/c/probe"
+  "$@" "$BIN/$kind/supervised" -p "$SIM_PORT" -s "$SERVER" -t "$topic" -m "supervised" -n 5 \
+    -w 60 >"$out" 2>&1 || { show "$out"; die "supervised ($kind) failed"; }
+  grep -qx "delivered 5 message(s); outbox 0" "$out" || { show "$out"; die "supervised ($kind): not every ticket delivered"; }
+  grep -qx "event: state starting" "$out" && grep -qx "event: state connected" "$out" \
+    || { show "$out"; die "supervised ($kind): state events missing"; }
+  grep -qx "event: state stopped" "$out" || { show "$out"; die "supervised ($kind): no stopped event"; }
+  expect_peer "$topic supervised #1" "$topic supervised #2" "$topic supervised #3" \
+    "$topic supervised #4" "$topic supervised #5"
+  echo "ok: supervised ($kind${1:+, under $1}): 5 tickets delivered, mosquitto_sub saw the 5 messages"
+}
+
+# The fault drill: a second mosquitto that keeps its state (persistence), so that an independent
+# subscriber with a persistent session misses nothing while it is down; supervised.c publishes
+# half, the broker stops, the other half is published while disconnected (queued in the outbox),
+# the broker comes back on the same port, every ticket must be delivered and seen.
+DRILL_PID=""
+start_drill_broker() { # start_drill_broker PORT
+  {
+    [ "$(id -u)" -eq 0 ] && echo "user root"  # else mosquitto 2 cannot write its database here
+    echo "listener $1 127.0.0.1"
+    echo "allow_anonymous true"
+    echo "persistence true"
+    echo "persistence_location $WORK/drill-db/"
+    echo "log_dest stdout"
+    echo "log_type all"
+  } >"$WORK/drill.conf"
+  mkdir -p "$WORK/drill-db"
+  "$MOSQUITTO" -c "$WORK/drill.conf" >>"$WORK/drill-broker.log" 2>&1 &
+  DRILL_PID=$!
+  BG_PIDS+=("$DRILL_PID")
+  for _ in $(seq 1 50); do
+    mosquitto_pub -h 127.0.0.1 -p "$1" -t cmqtt/ci/probe -m up 2>/dev/null && return 0
+    sleep 0.1
+  done
+  show "$WORK/drill-broker.log"
+  die "the drill's mosquitto did not start on port $1"
+}
+run_supervised_drill() { # run_supervised_drill KIND
+  local kind=$1 port topic="cmqtt/ci/c/drill-$1" out="$WORK/drill-$1.out" sub="$WORK/drill-sub-$1.out"
+  port=$(( BROKER_PORT + 1 ))
+  [ "$port" -lt 65535 ] || port=$(( BROKER_PORT - 1 ))
+  start_drill_broker "$port"
+  start_sim
+  : >"$sub"
+  mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -c -i "cmqtt-ci-drill-$kind-$$" -v -t "$topic" \
+    -W 300 >"$sub" 2>&1 &
+  local sub_pid=$!
+  BG_PIDS+=("$sub_pid")
+  for _ in $(seq 1 100); do
+    mosquitto_pub -h 127.0.0.1 -p "$port" -q 1 -t "$topic" -m probe 2>/dev/null || true
+    grep -qxF "$topic probe" "$sub" && break
+    sleep 0.1
+  done
+  grep -qxF "$topic probe" "$sub" || { show "$sub"; die "drill: mosquitto_sub is not receiving"; }
+  "$BIN/$kind/supervised" -p "$SIM_PORT" -s "tcp://127.0.0.1:$port" -t "$topic" -m drill -n 10 \
+    -f -B 1000 -w 60 >"$out" 2>&1 &
+  local pid=$!
+  BG_PIDS+=("$pid")
+  wait_line() { # wait_line TEXT: supervised.c printed a line starting with TEXT
+    for _ in $(seq 1 600); do
+      grep -q "^$1" "$out" && return 0
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    show "$out"; die "drill ($kind): no line '$1'"
+  }
+  wait_line "delivered 5; ready for a fault"
+  stop_pid "$DRILL_PID"                             # the broker goes away...
+  wait_line "queued 5 while disconnected"           # ...5 publishes wait in the outbox...
+  start_drill_broker "$port"                        # ...and it comes back on the same port
+  wait "$pid" || { show "$out" "$WORK/drill-broker.log"; die "drill ($kind): supervised failed"; }
+  grep -q "^event: lost" "$out" && grep -q "^event: restored" "$out" \
+    || { show "$out"; die "drill ($kind): the loss or the restore was not reported"; }
+  local i
+  for i in $(seq 1 10); do
+    for _ in $(seq 1 300); do grep -qxF "$topic drill #$i" "$sub" && break; sleep 0.1; done
+    grep -qxF "$topic drill #$i" "$sub" || { show "$sub" "$out"; die "drill ($kind): mosquitto_sub did not see #$i"; }
+  done
+  stop_pid "$sub_pid"
+  stop_pid "$DRILL_PID"
+  echo "ok: supervised drill ($kind): broker restarted mid-run, 10/10 delivered and seen ($(grep -c '^event: attempt' "$out") failed attempt(s) while it was down)"
+}
+
 run_misuse() { # run_misuse KIND [RUNNER...]
   local kind=$1; shift
   local out="$WORK/misuse-$kind${1:+-valgrind}.out"
@@ -284,12 +375,14 @@ for kind in shared static; do
   run_publish "$kind"
   run_subscribe "$kind"
   run_publish_cpp "$kind"
+  run_supervised "$kind"
+  run_supervised_drill "$kind"
   run_misuse "$kind"
 done
 
 # ---- 6. valgrind --------------------------------------------------------------------------------
 
-say "valgrind: publish and the misuse tests"
+say "valgrind: publish, supervised and the misuse tests"
 # Errors and definite leaks fail; "possibly lost" does not: the Rust standard library keeps the
 # handle of a thread it did not spawn (the C main thread, once std::thread::current() ran on it)
 # in TLS behind an offset pointer, which valgrind reports as one "possibly lost" block of 48
@@ -305,6 +398,8 @@ vg_check() { # the last valgrind log: no errors, no definite leak
   echo "   $(grep -E 'definitely lost|All heap blocks were freed' "$log" | head -n 1 | sed 's/^==[0-9]*== //')"
 }
 run_publish shared "${VALGRIND[@]}"
+vg_check
+run_supervised shared "${VALGRIND[@]}"
 vg_check
 run_misuse shared "${VALGRIND[@]}"
 vg_check

@@ -5,12 +5,14 @@
  *
  * THE CONTRACT (it holds for every function below; it is not repeated per function)
  *
- * Handles. cmqtt_modem, cmqtt_client, cmqtt_message and cmqtt_string_list are opaque. Every
- * handle you receive is owned by you and freed with its own _free function exactly once.
- * _free(NULL) is a no-op. Freeing a handle twice, or using it after (or while) freeing it, is
- * undefined behaviour, as with free(3). A client may outlive its modem handle: the session (the
- * serial port and the library's two threads) ends when the modem and all its clients are freed.
- * Freeing a client disconnects it if needed and releases its index (AT+CMQTTREL).
+ * Handles. cmqtt_modem, cmqtt_client, cmqtt_supervisor, cmqtt_delivery, cmqtt_message and
+ * cmqtt_string_list are opaque. Every handle you receive is owned by you and freed with its own
+ * _free function exactly once. _free(NULL) is a no-op. Freeing a handle twice, or using it after
+ * (or while) freeing it, is undefined behaviour, as with free(3). A client may outlive its modem
+ * handle: the session (the serial port and the library's two threads) ends when the modem and all
+ * its clients are freed. Freeing a client disconnects it if needed and releases its index
+ * (AT+CMQTTREL). A supervisor owns a session of its own (it opens the port itself); freeing it
+ * disconnects, releases and closes the port.
  *
  * Threads. Every handle may be used from several threads at once: the library serialises the
  * AT commands (a command waiting for a broker's acknowledgement does not block the other
@@ -29,32 +31,46 @@
  * (the command, what the modem said, what to do), cmqtt_last_modem_code() the modem's numeric
  * <err> code or -1. cmqtt_result_str() gives static text for any value, never NULL.
  *
- * Callbacks. Message, connection-lost and event callbacks run on the library's dispatch thread
- * (one per modem session), one at a time, never while the library holds a lock. So a callback
- * MAY call any function on any handle (publish or subscribe on its own client, run a command),
- * but it MUST NOT free a client or modem (or anything it still uses): cmqtt_client_free and
- * cmqtt_modem_free called from a callback free nothing and return CMQTT_ERR_IN_CALLBACK; free
- * the handle from another thread after the callback returned. A callback that blocks delays
- * the callbacks after it (never the reception of data): keep callbacks short. A callback must
- * not let a C++ exception escape nor longjmp out (undefined behaviour). After
- * cmqtt_client_set_callbacks, cmqtt_modem_set_event_callback or a _free returns, the replaced
- * callbacks are not running and will not be called again (their userdata may be freed), unless
- * the call was made from that very callback, which then finishes normally. Passing NULL as a
- * callback is allowed and removes it. Userdata is passed back untouched, on the dispatch thread.
- * The trace callback (cmqtt_modem_options.trace) is different: it runs on whichever thread sends
- * or receives a line, while the library holds its command lock; it must only copy the line:
- * every function that would talk to the modem, change callbacks or free a handle returns
- * CMQTT_ERR_IN_CALLBACK when called from it.
+ * Callbacks. Message, connection-lost and event callbacks run on the library's dispatch thread (one
+ * per modem session), one at a time, never while the library holds a lock. So a callback MAY call
+ * any function on any handle (publish or subscribe on its own client, run a command), but it MUST
+ * NOT free a client or modem (or anything it still uses): cmqtt_client_free and cmqtt_modem_free
+ * called from a callback free nothing and return CMQTT_ERR_IN_CALLBACK; free the handle from
+ * another thread after the callback returned. A callback that blocks delays the callbacks after it
+ * (never the reception of data): keep callbacks short. A callback must not let a C++ exception
+ * escape nor longjmp out (undefined behaviour). After cmqtt_client_set_callbacks,
+ * cmqtt_modem_set_event_callback, cmqtt_supervisor_set_callbacks or a _free returns, the replaced
+ * callbacks are not running and will not be called again (their userdata may be freed), unless the
+ * call was made from that very callback, which then finishes normally. Passing NULL as a callback
+ * is allowed and removes it. Userdata is passed back untouched, on the dispatch thread. The trace
+ * callback (cmqtt_modem_options.trace) is different: it runs on whichever thread sends or receives
+ * a line, while the library holds its command lock; it must only copy the line: every function that
+ * would talk to the modem, change callbacks or free a handle returns CMQTT_ERR_IN_CALLBACK when
+ * called from it.
  *
- * Lifetimes. A cmqtt_message passed to a callback (and the cmqtt_event and strings passed to
- * callbacks) are valid only during the call: copy what you keep, e.g. with cmqtt_message_copy
- * (cmqtt_message_free on the lent message is detected and ignored). A message from
- * cmqtt_client_receive or cmqtt_message_copy is owned by you: free it with one
- * cmqtt_message_free. Strings returned by the library are never to be freed by you: those of
- * cmqtt_result_str, cmqtt_version and cmqtt_model_name are static; those of
- * cmqtt_modem_firmware and cmqtt_modem_model_name live as long as the modem handle; the topic and
- * payload of a message as long as the message; the items of a cmqtt_string_list as long as the
- * list; cmqtt_last_error_message() until the next failing call on the same thread.
+ * Supervisor. A cmqtt_supervisor keeps one client connected through faults on a thread of its own
+ * (the supervisor thread), which opens the port, configures, connects, subscribes, restores all
+ * that after every fault and sends the outbox. Its message callback runs on the modem's dispatch
+ * thread; its event callback on the thread that caused the event: the supervisor thread for state
+ * changes, losses, restores, failed attempts and failed publishes; the thread calling
+ * cmqtt_supervisor_publish for a DROPPED event; the dispatch thread for MODEM events; the thread
+ * calling cmqtt_supervisor_free for the final STOPPED state. Both callbacks follow the rules above
+ * (any function but a _free; no C++ exception or longjmp out), and from the event callback, which
+ * holds up supervision while it runs, nothing may wait: cmqtt_supervisor_wait_connected, _flush,
+ * _receive and cmqtt_delivery_wait with a timeout > 0 return CMQTT_ERR_IN_CALLBACK there (and a
+ * publish made from it on the supervisor thread never waits for room in the outbox). A delivery
+ * ticket (cmqtt_delivery) is independent of its supervisor: it may be used from any thread and
+ * outlive the supervisor (it then keeps the status it had).
+ *
+ * Lifetimes. A cmqtt_message passed to a callback (and the cmqtt_event, cmqtt_supervisor_event
+ * and strings passed to callbacks) are valid only during the call: copy what you keep, e.g. with
+ * cmqtt_message_copy (cmqtt_message_free on the lent message is detected and ignored). A message
+ * from cmqtt_client_receive, cmqtt_supervisor_receive or cmqtt_message_copy is owned by you: free
+ * it with one cmqtt_message_free. Strings returned by the library are never to be freed by you:
+ * those of cmqtt_result_str, cmqtt_version, cmqtt_model_name and cmqtt_state_name are static;
+ * those of cmqtt_modem_firmware and cmqtt_modem_model_name live as long as the modem handle; the
+ * topic and payload of a message as long as the message; the items of a cmqtt_string_list as
+ * long as the list; cmqtt_last_error_message() until the next failing call on the same thread.
  *
  * Secrets. Passwords never appear in traces, logs or error messages (they are shown as
  * "<redacted>").
@@ -108,6 +124,7 @@ typedef uint32_t cmqtt_direction;
  * | 100..199| transport: the serial port or the session |
  * | 200..299| AT layer: what the exchange with the modem came to |
  * | 301..335| the modem's own `<err>` code N (1..35) as 300 + N, one to one (`<err>` 0 is success: `CMQTT_OK`) |
+ * | 400..499| the supervisor's outbox and delivery tickets |
  * | 900..   | internal |
  *
  * On a failure, `cmqtt_last_error_message()` has the full text and `cmqtt_last_modem_code()` the
@@ -328,6 +345,20 @@ enum cmqtt_result
      */
     CMQTT_ERR_DISCONNECT_FAILED = 335,
     /**
+     * The supervisor's outbox is full and its policy is `CMQTT_WHEN_FULL_ERROR`: nothing was
+     * queued. Wait for deliveries (`cmqtt_supervisor_flush`) or raise `outbox_capacity`.
+     */
+    CMQTT_ERR_OUTBOX_FULL = 400,
+    /**
+     * The publish will never be sent: the modem refused it repeatedly, or a QoS 0 publish was
+     * cut off by a connection loss. `cmqtt_last_error_message()` says why.
+     */
+    CMQTT_ERR_DELIVERY_FAILED = 401,
+    /**
+     * The publish was dropped from a full outbox to make room (`CMQTT_WHEN_FULL_DROP_OLDEST`).
+     */
+    CMQTT_ERR_DELIVERY_DROPPED = 402,
+    /**
      * A bug in the library: a Rust panic was caught at the boundary (the handle stays usable
      * as far as the library knows; please report it).
      */
@@ -437,11 +468,251 @@ typedef uint32_t cmqtt_event_kind;
 #endif // __cplusplus
 
 /**
+ * What a supervisor event is. Newer versions may add kinds: ignore the ones you do not know.
+ */
+enum cmqtt_supervisor_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A new state in `state`; for `CMQTT_STATE_WAITING` also `attempt` (failed attempts so
+     * far) and `delay_ms` (the wait before the next one).
+     */
+    CMQTT_SUPERVISOR_EVENT_STATE = 1,
+    /**
+     * Something broke (`loss`, `cause`, `text`); restoring starts.
+     */
+    CMQTT_SUPERVISOR_EVENT_LOST = 2,
+    /**
+     * Connected again after `attempt` failed attempts.
+     */
+    CMQTT_SUPERVISOR_EVENT_RESTORED = 3,
+    /**
+     * Attempt number `attempt` to (re)connect failed; `text` is the error.
+     */
+    CMQTT_SUPERVISOR_EVENT_ATTEMPT_FAILED = 4,
+    /**
+     * The publish with ticket id `id` was dropped from a full outbox (drop-oldest policy).
+     */
+    CMQTT_SUPERVISOR_EVENT_DROPPED = 5,
+    /**
+     * The publish with ticket id `id` will never be sent; `text` says why.
+     */
+    CMQTT_SUPERVISOR_EVENT_FAILED = 6,
+    /**
+     * Any other modem event (unsolicited lines, boot noise, malformed data, queue overflows,
+     * ping failures), in `modem_event`.
+     */
+    CMQTT_SUPERVISOR_EVENT_MODEM = 7,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmqtt_supervisor_event_kind cmqtt_supervisor_event_kind;
+#else
+typedef uint32_t cmqtt_supervisor_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Where the supervised client stands.
+ */
+enum cmqtt_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * No state: a NULL handle, or an event that is not a state change.
+     */
+    CMQTT_STATE_NONE = 0,
+    /**
+     * Opening the port and synchronising with the modem.
+     */
+    CMQTT_STATE_OPENING = 1,
+    /**
+     * Starting the service, uploading certificates, configuring SSL, acquiring the client.
+     */
+    CMQTT_STATE_STARTING = 2,
+    /**
+     * Connecting to the broker and subscribing.
+     */
+    CMQTT_STATE_CONNECTING = 3,
+    /**
+     * Connected: the outbox is being sent.
+     */
+    CMQTT_STATE_CONNECTED = 4,
+    /**
+     * Waiting before the next attempt (the event says which attempt and how long).
+     */
+    CMQTT_STATE_WAITING = 5,
+    /**
+     * Stopped by `cmqtt_supervisor_free`.
+     */
+    CMQTT_STATE_STOPPED = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmqtt_state cmqtt_state;
+#else
+typedef uint32_t cmqtt_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What broke, in a `CMQTT_SUPERVISOR_EVENT_LOST` event.
+ */
+enum cmqtt_loss
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Not a loss event.
+     */
+    CMQTT_LOSS_NONE = 0,
+    /**
+     * The broker connection (`+CMQTTCONNLOST`); `cause` is its cause (1 socket closed
+     * passively, 2 socket reset, 3 network closed; 0 when inferred from a failed command).
+     */
+    CMQTT_LOSS_CONNECTION = 1,
+    /**
+     * The network (`+CMQTTNONET`): the service is restarted.
+     */
+    CMQTT_LOSS_NETWORK = 2,
+    /**
+     * The modem restarted (`RDY`): everything is rebuilt on it.
+     */
+    CMQTT_LOSS_MODEM_RESTART = 3,
+    /**
+     * The serial port failed or vanished; `text` says how. It is reopened (by path or USB
+     * identity).
+     */
+    CMQTT_LOSS_PORT = 4,
+    /**
+     * The modem stopped answering or answered nonsense; `text` says what.
+     */
+    CMQTT_LOSS_UNRESPONSIVE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmqtt_loss cmqtt_loss;
+#else
+typedef uint32_t cmqtt_loss;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Where a publish stands.
+ */
+enum cmqtt_delivery_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * No ticket (NULL).
+     */
+    CMQTT_DELIVERY_NONE = 0,
+    /**
+     * Waiting in the outbox (not connected, or behind others, or being sent).
+     */
+    CMQTT_DELIVERY_QUEUED = 1,
+    /**
+     * The modem reported it sent: for QoS 1 and 2 the broker acknowledged it.
+     */
+    CMQTT_DELIVERY_DELIVERED = 2,
+    /**
+     * It will never be sent (see `cmqtt_delivery_wait` for why).
+     */
+    CMQTT_DELIVERY_FAILED = 3,
+    /**
+     * Dropped from a full outbox (drop-oldest policy).
+     */
+    CMQTT_DELIVERY_DROPPED = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmqtt_delivery_state cmqtt_delivery_state;
+#else
+typedef uint32_t cmqtt_delivery_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Where the supervisor finds the modem.
+ */
+enum cmqtt_endpoint
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A device path (`port`), reopened by the same path after it vanished.
+     */
+    CMQTT_ENDPOINT_SERIAL = 0,
+    /**
+     * A USB serial port found by identity (`usb_vid`, `usb_pid`, optionally `usb_serial` and
+     * `usb_interface`), wherever it re-enumerates (`/dev/ttyUSB2` today, `/dev/ttyUSB6` after
+     * a modem reset).
+     */
+    CMQTT_ENDPOINT_USB = 1,
+    /**
+     * A serial-over-TCP bridge (or `cmqtt sim --tcp`) at `tcp_address` ("host:port").
+     */
+    CMQTT_ENDPOINT_TCP = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmqtt_endpoint cmqtt_endpoint;
+#else
+typedef uint32_t cmqtt_endpoint;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a full outbox does with a new publish.
+ */
+enum cmqtt_when_full
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * `cmqtt_supervisor_publish` waits for room, up to `pub_timeout_s` (then
+     * `CMQTT_ERR_TIMEOUT`); from the supervisor's event callback it never waits.
+     */
+    CMQTT_WHEN_FULL_BLOCK = 0,
+    /**
+     * `cmqtt_supervisor_publish` returns `CMQTT_ERR_OUTBOX_FULL` at once.
+     */
+    CMQTT_WHEN_FULL_ERROR = 1,
+    /**
+     * The oldest waiting publish is dropped: its ticket says `CMQTT_DELIVERY_DROPPED` and a
+     * `CMQTT_SUPERVISOR_EVENT_DROPPED` event reports it.
+     */
+    CMQTT_WHEN_FULL_DROP_OLDEST = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmqtt_when_full cmqtt_when_full;
+#else
+typedef uint32_t cmqtt_when_full;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * An acquired MQTT client of the modem, index 0 or 1 (opaque). Create with
  * `cmqtt_client_acquire`; free with `cmqtt_client_free` (which disconnects if needed and
  * releases the index).
  */
 typedef struct cmqtt_client cmqtt_client;
+
+/**
+ * The ticket of one publish (opaque), from `cmqtt_supervisor_publish`. Thread-safe; may
+ * outlive its supervisor (it then keeps the status it had). Free with `cmqtt_delivery_free`.
+ */
+typedef struct cmqtt_delivery cmqtt_delivery;
 
 /**
  * A received message (opaque): topic, payload and the index of the client that received it.
@@ -459,6 +730,12 @@ typedef struct cmqtt_modem cmqtt_modem;
  * A list of strings returned by the library (opaque), e.g. by `cmqtt_modem_cert_list`.
  */
 typedef struct cmqtt_string_list cmqtt_string_list;
+
+/**
+ * A supervised client (opaque): see `cmqtt_supervisor_new`. Free with
+ * `cmqtt_supervisor_free`.
+ */
+typedef struct cmqtt_supervisor cmqtt_supervisor;
 
 /**
  * The AT trace: called with every line sent and received (passwords replaced by
@@ -621,6 +898,244 @@ typedef void (*cmqtt_message_cb)(void *userdata, const cmqtt_message *msg);
  * (`+CMQTTCONNLOST`); `cause`: 1 socket closed passively, 2 socket reset, 3 network closed.
  */
 typedef void (*cmqtt_connection_lost_cb)(void *userdata, uint8_t client_index, uint8_t cause);
+
+/**
+ * A file for the modem's certificate store, uploaded (`AT+CCERTDOWN`) when it is missing.
+ */
+typedef struct {
+    /**
+     * The file name in the store (e.g. "ca.pem"; no '/').
+     */
+    const char *name;
+    /**
+     * Its content (PEM bytes).
+     */
+    const uint8_t *data;
+    size_t data_len;
+} cmqtt_cert_file;
+
+/**
+ * A topic filter subscribed after every connect.
+ */
+typedef struct {
+    /**
+     * The filter, NUL-terminated UTF-8, 1..1024 bytes.
+     */
+    const char *topic;
+    /**
+     * 0..2.
+     */
+    uint8_t qos;
+} cmqtt_subscription;
+
+/**
+ * A supervisor event, passed to a `cmqtt_supervisor_event_cb`. Valid during the call only
+ * (copy what you keep). Fields that do not apply to the kind are 0, -1 or NULL as stated.
+ */
+typedef struct {
+    /**
+     * What happened.
+     */
+    cmqtt_supervisor_event_kind kind;
+    /**
+     * STATE: the new state; otherwise `CMQTT_STATE_NONE`.
+     */
+    cmqtt_state state;
+    /**
+     * STATE (WAITING): failed attempts so far; RESTORED: the failed attempts it took;
+     * ATTEMPT_FAILED: which attempt failed (from 1); otherwise 0.
+     */
+    uint32_t attempt;
+    /**
+     * STATE (WAITING): how long it waits, in ms; otherwise 0.
+     */
+    uint64_t delay_ms;
+    /**
+     * LOST: what broke; otherwise `CMQTT_LOSS_NONE`.
+     */
+    cmqtt_loss loss;
+    /**
+     * LOST with `CMQTT_LOSS_CONNECTION`: the `+CMQTTCONNLOST` cause; otherwise -1.
+     */
+    int32_t cause;
+    /**
+     * DROPPED, FAILED: the ticket id (`cmqtt_delivery_id`); otherwise 0.
+     */
+    uint64_t id;
+    /**
+     * A description (the error, the reason, the loss, the state). Never NULL.
+     */
+    const char *text;
+    /**
+     * MODEM: the modem event (as `cmqtt_modem_set_event_callback` would give it); otherwise
+     * NULL.
+     */
+    const cmqtt_event *modem_event;
+} cmqtt_supervisor_event;
+
+/**
+ * Called for every supervisor event; see `cmqtt_supervisor_set_callbacks` for the thread.
+ * `event` and everything it points to are valid during the call only.
+ */
+typedef void (*cmqtt_supervisor_event_cb)(void *userdata, const cmqtt_supervisor_event *event);
+
+/**
+ * Everything a supervisor needs to build (and rebuild) the session. Start from
+ * `cmqtt_supervisor_config_default()` and set the endpoint, `client.client_id` and `server`.
+ * `cmqtt_supervisor_new` copies everything it needs: the struct, its strings and arrays may be
+ * freed once it returns (except `modem.trace_userdata`, which must stay valid until the
+ * supervisor is freed).
+ */
+typedef struct {
+    /**
+     * A `cmqtt_endpoint` value (default `CMQTT_ENDPOINT_SERIAL`); it says which of the next
+     * fields are used.
+     */
+    cmqtt_endpoint endpoint;
+    /**
+     * SERIAL: the device path, e.g. "/dev/ttyUSB2" (required).
+     */
+    const char *port;
+    /**
+     * USB: vendor id (SIMCom: 0x1e0e) (required).
+     */
+    uint16_t usb_vid;
+    /**
+     * USB: product id (required).
+     */
+    uint16_t usb_pid;
+    /**
+     * USB: the device's serial number; NULL = any.
+     */
+    const char *usb_serial;
+    /**
+     * USB: the interface number of the AT port (0..255); -1 = the first port found.
+     */
+    int32_t usb_interface;
+    /**
+     * TCP: "host:port" of a serial-over-TCP bridge (required).
+     */
+    const char *tcp_address;
+    /**
+     * Modem options: `baud` (SERIAL and USB), forced `model`, `sync_timeout_ms`, queues, and the
+     * AT `trace` (see `cmqtt_trace_cb`; it runs on the supervisor thread too).
+     */
+    cmqtt_modem_options modem;
+    /**
+     * The client index, 0 or 1.
+     */
+    uint8_t index;
+    /**
+     * The client: `client_id` (required), `tls`, MQTT `version`, `check_utf8`, `op_timeout_s`,
+     * `ssl_ctx`; applied at every acquire.
+     */
+    cmqtt_client_options client;
+    /**
+     * The broker, "tcp://host:port" (also for TLS) (required).
+     */
+    const char *server;
+    /**
+     * Keepalive, 1..64800 s (default 60).
+     */
+    uint32_t keepalive_s;
+    /**
+     * Clean session (default true). With false the broker keeps the subscriptions and queued
+     * messages of this client id across reconnects.
+     */
+    bool clean_session;
+    /**
+     * User name; NULL = none.
+     */
+    const char *username;
+    /**
+     * Password (needs a user name); NULL = none. Never traced nor shown in errors.
+     */
+    const char *password;
+    /**
+     * How long one connect waits for the broker, in ms (default 120000).
+     */
+    uint32_t connect_timeout_ms;
+    /**
+     * The will's topic; NULL = no will. Re-applied before every connect.
+     */
+    const char *will_topic;
+    /**
+     * The will's message (1..1024 bytes).
+     */
+    const uint8_t *will_message;
+    size_t will_message_len;
+    /**
+     * The will's QoS, 0..2.
+     */
+    uint8_t will_qos;
+    /**
+     * The SSL context (0..9) configured from `ssl` before every acquire; -1 = none (default).
+     * (Which context the client uses is `client.ssl_ctx`.)
+     */
+    int32_t ssl_ctx;
+    /**
+     * The settings of SSL context `ssl_ctx` (see `cmqtt_ssl_config`).
+     */
+    cmqtt_ssl_config ssl;
+    /**
+     * Certificate and key files uploaded to the modem when missing; NULL with 0 = none.
+     */
+    const cmqtt_cert_file *certs;
+    size_t cert_count;
+    /**
+     * Topic filters subscribed after every connect; NULL with 0 = none (more can be added
+     * with `cmqtt_supervisor_subscribe`).
+     */
+    const cmqtt_subscription *subscriptions;
+    size_t subscription_count;
+    /**
+     * Reconnect pacing: the first delay in ms (default 500), doubling up to `backoff_max_ms`
+     * (default 60000), each varied by +-`backoff_jitter` (0..1, default 0.25).
+     */
+    uint32_t backoff_initial_ms;
+    uint32_t backoff_max_ms;
+    double backoff_jitter;
+    /**
+     * Most publishes waiting in the outbox (default 1000; 0 is taken as 1).
+     */
+    size_t outbox_capacity;
+    /**
+     * A `cmqtt_when_full` value (default `CMQTT_WHEN_FULL_BLOCK`).
+     */
+    cmqtt_when_full when_full;
+    /**
+     * Keep the outbox in this file (created if missing; what it holds is sent first); NULL =
+     * in memory only.
+     */
+    const char *outbox_path;
+    /**
+     * fsync the outbox file at every change (survives power loss; costs a disk flush each).
+     */
+    bool outbox_sync;
+    /**
+     * The modem's publish timeout, 60..180 s (default 60).
+     */
+    uint32_t pub_timeout_s;
+    /**
+     * Give a publish up (`CMQTT_DELIVERY_FAILED`) after this many failures that are not about
+     * the connection (default 5).
+     */
+    uint32_t max_send_failures;
+    /**
+     * Capacity of the queue of received messages for `cmqtt_supervisor_receive` (default 4096).
+     */
+    uint32_t queue_capacity;
+    /**
+     * The callbacks, installed before the supervisor thread starts so that no event is missed
+     * (see `cmqtt_supervisor_set_callbacks` for the threads and rules); NULL = none (default).
+     */
+    cmqtt_message_cb on_message;
+    cmqtt_supervisor_event_cb on_event;
+    /**
+     * Passed to the callbacks.
+     */
+    void *userdata;
+} cmqtt_supervisor_config;
 
 #ifdef __cplusplus
 extern "C" {
@@ -981,6 +1496,169 @@ const char *cmqtt_string_list_get(const cmqtt_string_list *list, size_t i);
  * Frees a list. NULL is a no-op.
  */
 void cmqtt_string_list_free(cmqtt_string_list *list);
+
+/**
+ * The defaults: a SERIAL endpoint at 115200 baud (set `port`), client index 0, keepalive 60 s,
+ * clean session, no will, no TLS, backoff 0.5 s..60 s with 25 % jitter, an in-memory outbox of
+ * 1000 that blocks when full, publish timeout 60 s. Set at least the endpoint,
+ * `client.client_id` and `server`.
+ */
+cmqtt_supervisor_config cmqtt_supervisor_config_default(void);
+
+/**
+ * Starts a supervisor for `config` and returns it in `*supervisor_out`. It returns at once:
+ * the supervisor thread opens the port, starts the service, configures (SSL context, missing
+ * certificates, will), acquires, connects and subscribes in the background, and does it all
+ * again after every fault, with exponential backoff and jitter (see
+ * `cmqtt_supervisor_wait_connected` and the events). Publishes are queued in the outbox until
+ * they can be sent, in order.
+ *
+ * Fails (and starts nothing) for a configuration that can never work: a required field NULL
+ * (`CMQTT_ERR_NULL_ARGUMENT`), a string that is not UTF-8, an enum value out of range or any
+ * setting outside what the spec allows (client id, server, keepalive, will, QoS, publish
+ * timeout, backoff: `CMQTT_ERR_INVALID_ARGUMENT`), an outbox file that cannot be opened
+ * (`CMQTT_ERR_IO`) or is not an outbox file (`CMQTT_ERR_INVALID_ARGUMENT`). An unreachable
+ * modem or broker is not a failure here: the supervisor keeps trying.
+ */
+cmqtt_result cmqtt_supervisor_new(const cmqtt_supervisor_config *config,
+                                  cmqtt_supervisor **supervisor_out);
+
+/**
+ * Stops and frees the supervisor: disconnects cleanly when connected, releases the client,
+ * closes the port and ends the supervisor thread (waiting for it: up to the modem's answer to
+ * the disconnect). Publishes still waiting stay in the outbox file when one is configured (the
+ * next supervisor on that file sends them); their tickets stay `CMQTT_DELIVERY_QUEUED`.
+ * The callbacks run until the thread has ended (the final `CMQTT_STATE_STOPPED` event runs on
+ * the calling thread); functions they call on this supervisor meanwhile return
+ * `CMQTT_ERR_CLOSED`. When this returns they are not running and will not be called again.
+ * NULL is a no-op. Returns `CMQTT_ERR_IN_CALLBACK` (and frees nothing) when called from a
+ * callback. Freeing twice is undefined behaviour, like free(3).
+ */
+cmqtt_result cmqtt_supervisor_free(cmqtt_supervisor *supervisor);
+
+/**
+ * Sets the supervisor's callbacks; either may be NULL.
+ *
+ * `on_message` runs on the modem's dispatch thread for every received message (of every
+ * reconnect), instead of queueing it for `cmqtt_supervisor_receive`; NULL queues again. The
+ * message is lent for the call (see the contract).
+ *
+ * `on_event` runs for every `cmqtt_supervisor_event`, on the thread that caused it: state
+ * changes, losses, restores, failed attempts and failed publishes on the supervisor thread;
+ * `CMQTT_SUPERVISOR_EVENT_DROPPED` on the thread whose publish made it (inside
+ * `cmqtt_supervisor_publish`); `CMQTT_SUPERVISOR_EVENT_MODEM` on the modem's dispatch thread;
+ * the final `CMQTT_STATE_STOPPED` on the thread calling `cmqtt_supervisor_free`. While it runs
+ * on the supervisor thread supervision waits: keep it short. It may call any function
+ * (publish included: from the supervisor thread a publish never waits for room in the outbox),
+ * except the _free functions and waiting ones (`cmqtt_supervisor_wait_connected`,
+ * `cmqtt_supervisor_flush` and `cmqtt_delivery_wait` with a timeout > 0 return
+ * `CMQTT_ERR_IN_CALLBACK`: the supervisor would wait for itself). A publish it makes that drops
+ * a message calls it again, nested, with the DROPPED event. Without an event callback, events
+ * are not delivered to C.
+ *
+ * When this returns, the previous callbacks are not running and will not be called again
+ * (unless this is called from one of them: then the change applies from the next call).
+ */
+cmqtt_result cmqtt_supervisor_set_callbacks(cmqtt_supervisor *supervisor,
+                                            void *userdata,
+                                            cmqtt_message_cb on_message,
+                                            cmqtt_supervisor_event_cb on_event);
+
+/**
+ * Static lower-case name of a state: "opening", "starting", "connecting", "connected",
+ * "waiting", "stopped", "none", or "unknown". Never NULL.
+ */
+const char *cmqtt_state_name(cmqtt_state state);
+
+/**
+ * The current state; `CMQTT_STATE_NONE` when `supervisor` is NULL, `CMQTT_STATE_STOPPED`
+ * while it is being freed.
+ */
+cmqtt_state cmqtt_supervisor_state(const cmqtt_supervisor *supervisor);
+
+/**
+ * Waits up to `timeout_ms` (0 = just look) until the client is connected: `CMQTT_OK`, or
+ * `CMQTT_ERR_TIMEOUT` (the last error says the state it is in). `CMQTT_ERR_IN_CALLBACK` from
+ * the event callback with a timeout > 0.
+ */
+cmqtt_result cmqtt_supervisor_wait_connected(cmqtt_supervisor *supervisor, uint32_t timeout_ms);
+
+/**
+ * Publishes waiting in the outbox (queued, or being sent); 0 when `supervisor` is NULL.
+ */
+size_t cmqtt_supervisor_outbox_len(const cmqtt_supervisor *supervisor);
+
+/**
+ * Waits up to `timeout_ms` until the outbox is empty (every publish delivered, failed or
+ * dropped): `CMQTT_OK`, or `CMQTT_ERR_TIMEOUT` (the last error says how many wait).
+ * `CMQTT_ERR_IN_CALLBACK` from the event callback with a timeout > 0.
+ */
+cmqtt_result cmqtt_supervisor_flush(cmqtt_supervisor *supervisor, uint32_t timeout_ms);
+
+/**
+ * Queues a publish of `payload_len` bytes (any bytes; `payload` may be NULL when `payload_len`
+ * is 0) to `topic` with QoS 0..2: it is sent, in order, as soon as the client is connected,
+ * and again after a reconnect if the connection broke before the modem confirmed it (so QoS 1
+ * may arrive twice; QoS 0 is never sent twice: an interrupted one fails). Arguments that can
+ * never be sent are refused at once (`CMQTT_ERR_INVALID_ARGUMENT`). A full outbox follows
+ * `when_full`: waits up to `pub_timeout_s` (`CMQTT_ERR_TIMEOUT`; never from the event
+ * callback), `CMQTT_ERR_OUTBOX_FULL`, or drops the oldest publish.
+ *
+ * `delivery_out` is optional: when not NULL, `*delivery_out` is the publish's ticket (NULL on
+ * failure); free it with `cmqtt_delivery_free`. Tickets are not needed for the publish to be
+ * sent.
+ */
+cmqtt_result cmqtt_supervisor_publish(cmqtt_supervisor *supervisor,
+                                      const char *topic,
+                                      const uint8_t *payload,
+                                      size_t payload_len,
+                                      uint8_t qos,
+                                      bool retain,
+                                      cmqtt_delivery **delivery_out);
+
+/**
+ * Adds a subscription (topic filter, QoS 0..2): applied now if connected, and after every
+ * reconnect. Returns once it is recorded (the SUBSCRIBE itself is made by the supervisor
+ * thread; a failure there counts as a connection problem and is retried).
+ */
+cmqtt_result cmqtt_supervisor_subscribe(cmqtt_supervisor *supervisor,
+                                        const char *topic,
+                                        uint8_t qos);
+
+/**
+ * Waits up to `timeout_ms` (0 = just look) for the next received message (from any
+ * connection of the supervised client) and returns it in `*msg_out`, owned by the caller: free
+ * it with `cmqtt_message_free`. `CMQTT_ERR_TIMEOUT` (and `*msg_out` NULL) when none came.
+ * Messages go to the message callback instead while one is set.
+ */
+cmqtt_result cmqtt_supervisor_receive(cmqtt_supervisor *supervisor,
+                                      uint32_t timeout_ms,
+                                      cmqtt_message **msg_out);
+
+/**
+ * The ticket's id: increasing from 1 in publish order, kept across restarts when the outbox
+ * is persisted; the `id` of DROPPED and FAILED events. 0 when `delivery` is NULL.
+ */
+uint64_t cmqtt_delivery_id(const cmqtt_delivery *delivery);
+
+/**
+ * Where the publish stands now (never waits); `CMQTT_DELIVERY_NONE` when `delivery` is NULL.
+ */
+cmqtt_delivery_state cmqtt_delivery_status(const cmqtt_delivery *delivery);
+
+/**
+ * Waits up to `timeout_ms` (0 = just look) until the publish is no longer queued: `CMQTT_OK`
+ * when delivered, `CMQTT_ERR_DELIVERY_FAILED` (the last error says why),
+ * `CMQTT_ERR_DELIVERY_DROPPED`, or `CMQTT_ERR_TIMEOUT` while it is still queued.
+ * `CMQTT_ERR_IN_CALLBACK` from the supervisor's event callback with a timeout > 0.
+ */
+cmqtt_result cmqtt_delivery_wait(const cmqtt_delivery *delivery, uint32_t timeout_ms);
+
+/**
+ * Frees a ticket (the publish itself goes on). NULL is a no-op. Freeing twice is undefined
+ * behaviour, like free(3).
+ */
+void cmqtt_delivery_free(cmqtt_delivery *delivery);
 
 #ifdef __cplusplus
 }  // extern "C"

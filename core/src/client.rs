@@ -414,21 +414,24 @@ impl Client {
             payload: m.payload,
         };
         use command::Command;
-        topic_cmd.request(&p)?;
-        if !m.payload.is_empty() {
-            payload_cmd.request(&p)?;
-        }
-        pub_cmd.request(&p)?;
+        // Built once: the requests are both the check and what is sent.
+        let topic_req = topic_cmd.request(&p)?;
+        let payload_req = if m.payload.is_empty() {
+            None
+        } else {
+            Some(payload_cmd.request(&p)?)
+        };
+        let pub_req = pub_cmd.request(&p)?;
         self.topic_ok("topic", m.topic)?;
         if !self.is_connected() {
             return Err(Error::NotConnected { client: self.index });
         }
         let _op = self.op.lock();
-        self.session.execute(&topic_cmd)?;
-        if !m.payload.is_empty() {
-            self.session.execute(&payload_cmd)?;
+        self.session.execute_prepared(&topic_cmd, &topic_req)?;
+        if let Some(req) = &payload_req {
+            self.session.execute_prepared(&payload_cmd, req)?;
         }
-        self.session.execute(&pub_cmd)
+        self.session.execute_prepared(&pub_cmd, &pub_req)
     }
 
     // ---- subscribe ---------------------------------------------------------------------------

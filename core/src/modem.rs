@@ -115,6 +115,17 @@ impl Session {
         let resp = self.shared().execute(&req)?;
         cmd.parse(resp)
     }
+
+    /// Runs `req`, a request `cmd` made (and so checked) already: a caller that validates
+    /// several commands before sending the first does not build each line twice.
+    pub(crate) fn execute_prepared<C: Command>(
+        &self,
+        cmd: &C,
+        req: &crate::command::Request<'_>,
+    ) -> Result<C::Output> {
+        let resp = self.shared().execute(req)?;
+        cmd.parse(resp)
+    }
 }
 
 /// A SIMCom modem on a serial port (or any byte stream), with its MQTT service.
@@ -523,8 +534,14 @@ fn identify(session: &Session) -> Identity {
     }
 }
 
-/// The write half of a serial port (serialport's boxed port is `Write` already; this only
-/// names it).
+/// The write half of a serial port.
+///
+/// `flush` does nothing: `write` has already handed the bytes to the kernel, which sends them
+/// in order. serialport's `flush` is `tcdrain(2)`, which blocks the writing thread until the
+/// bytes have physically left: on a UART the kernel polls for that with sleeps of at least a
+/// jiffy (1-4 ms), on a USB modem it waits for the URBs to complete — and meanwhile the answer
+/// may already be there, waiting for the thread that is stuck in `tcdrain`. The session writes
+/// a command, then waits for its answer; it never needs to know that the bytes left.
 struct WritePort(Box<dyn serialport::SerialPort>);
 
 impl Write for WritePort {
@@ -532,7 +549,7 @@ impl Write for WritePort {
         self.0.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,7 @@ pub enum DeliveryStatus {
 struct Ticket {
     status: Mutex<DeliveryStatus>,
     cv: Condvar,
+    attempts: AtomicU32,
 }
 
 /// A handle on one publish: check it or wait for it.
@@ -82,6 +84,7 @@ impl Delivery {
             ticket: Arc::new(Ticket {
                 status: Mutex::new(DeliveryStatus::Queued),
                 cv: Condvar::new(),
+                attempts: AtomicU32::new(0),
             }),
         }
     }
@@ -89,6 +92,15 @@ impl Delivery {
     /// The outbox's id of this publish (increasing; kept across restarts when persisted).
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// How many times this publish was handed to the modem so far. More than one means an
+    /// earlier attempt was interrupted (connection, modem or port lost before the modem
+    /// reported the outcome) and the publish was sent again: the broker may then have received
+    /// it twice, at QoS 2 too, since the retry is a new MQTT message. A publish delivered at its
+    /// first attempt is never sent again.
+    pub fn attempts(&self) -> u32 {
+        self.ticket.attempts.load(Ordering::SeqCst)
     }
 
     /// Where it stands now.
@@ -127,6 +139,13 @@ impl Delivery {
     fn set(&self, s: DeliveryStatus) {
         *self.ticket.status.lock() = s;
         self.ticket.cv.notify_all();
+    }
+}
+
+impl Entry {
+    /// Count one more attempt at sending this publish (see [`Delivery::attempts`]).
+    pub fn note_attempt(&self) {
+        self.delivery.ticket.attempts.fetch_add(1, Ordering::SeqCst);
     }
 }
 

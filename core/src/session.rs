@@ -212,6 +212,19 @@ impl Shared {
         log::trace!(target: "cmqtt::at", "{} {}", dir.arrow(), text);
     }
 
+    /// Whether anyone sees the trace: a hook is set, or `log` wants `cmqtt::at` at trace level.
+    fn tracing(&self) -> bool {
+        self.trace.is_some() || log::log_enabled!(target: "cmqtt::at", log::Level::Trace)
+    }
+
+    /// [`Shared::trace`] for text that costs something to make (a `format!`, a redaction):
+    /// made only when someone sees the trace.
+    fn trace_with<S: AsRef<str>>(&self, dir: Direction, text: impl FnOnce() -> S) {
+        if self.tracing() {
+            self.trace(dir, text().as_ref());
+        }
+    }
+
     pub(crate) fn closed_reason(&self) -> Option<String> {
         self.closed.lock().clone()
     }
@@ -244,6 +257,22 @@ impl Shared {
             .bytes_out
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Writes a command line and its `\r` in one write, without allocating for the usual
+    /// short line.
+    fn write_line(&self, line: &str) -> Result<()> {
+        let b = line.as_bytes();
+        let mut stack = [0u8; 256];
+        if let Some(buf) = stack.get_mut(..=b.len()) {
+            buf[..b.len()].copy_from_slice(b);
+            buf[b.len()] = b'\r';
+            return self.write_all(buf);
+        }
+        let mut v = Vec::with_capacity(b.len() + 1);
+        v.extend_from_slice(b);
+        v.push(b'\r');
+        self.write_all(&v)
     }
 
     /// Write raw bytes outside any transaction (used to wake a modem).
@@ -353,10 +382,6 @@ impl Shared {
 
     /// Runs one command to completion (its result line included).
     pub(crate) fn execute(&self, req: &Request<'_>) -> Result<Response> {
-        self.execute_inner(req)
-    }
-
-    fn execute_inner(&self, req: &Request<'_>) -> Result<Response> {
         let guard = self.cmd.lock();
         if let Some(r) = self.closed_reason() {
             return Err(Error::Closed(r));
@@ -388,14 +413,11 @@ impl Shared {
     }
 
     fn run(&self, req: &Request<'_>, started: Instant) -> Result<Phase1> {
-        let mut line = Vec::with_capacity(req.line.len() + 1);
-        line.extend_from_slice(req.line.as_bytes());
-        line.push(b'\r');
         if req.data.is_some() {
             self.awaiting_prompt.store(true, Ordering::SeqCst);
         }
         self.trace(Direction::Send, req.trace_text());
-        self.write_all(&line)?;
+        self.write_line(&req.line)?;
         let profile_timeout = self.profile.read().command_timeout;
         if let Some(data) = &req.data {
             let deadline = Instant::now() + profile_timeout;
@@ -426,7 +448,9 @@ impl Shared {
             // ATE0) must not make us skip answers that happen to equal the data.
             let echoed = tx.echoed;
             drop(tx);
-            self.trace(Direction::Send, &format!("<{} bytes of data>", data.len()));
+            self.trace_with(Direction::Send, || {
+                format!("<{} bytes of data>", data.len())
+            });
             if echoed {
                 *self.echo_skip.lock() = Some((data.to_vec(), 0));
             }
@@ -623,11 +647,11 @@ impl Shared {
                         tx.echoed = true;
                     }
                 }
-                self.trace(Direction::Receive, &format!("(echo) {}", redact_line(l)));
+                self.trace_with(Direction::Receive, || format!("(echo) {}", redact_line(l)));
             }
             Unit::Line(l) => {
                 if !l.is_empty() {
-                    self.trace(Direction::Receive, &redact_line(l));
+                    self.trace_with(Direction::Receive, || redact_line(l));
                     self.on_line(l, asm);
                 }
             }
@@ -636,33 +660,30 @@ impl Shared {
                 topic_len,
                 payload_len,
             } => {
-                self.trace(
-                    Direction::Receive,
-                    &format!("+CMQTTRXSTART: {client},{topic_len},{payload_len}"),
-                );
+                self.trace_with(Direction::Receive, || {
+                    format!("+CMQTTRXSTART: {client},{topic_len},{payload_len}")
+                });
                 self.assembled(asm.start(client, topic_len, payload_len));
             }
             Unit::RxTopic { client, data } => {
-                self.trace(
-                    Direction::Receive,
-                    &format!("+CMQTTRXTOPIC: {client},{} <topic>", data.len()),
-                );
+                self.trace_with(Direction::Receive, || {
+                    format!("+CMQTTRXTOPIC: {client},{} <topic>", data.len())
+                });
                 self.assembled(asm.topic(client, data));
             }
             Unit::RxPayload { client, data } => {
-                self.trace(
-                    Direction::Receive,
-                    &format!("+CMQTTRXPAYLOAD: {client},{} <data>", data.len()),
-                );
+                self.trace_with(Direction::Receive, || {
+                    format!("+CMQTTRXPAYLOAD: {client},{} <data>", data.len())
+                });
                 self.assembled(asm.payload(client, data));
             }
             Unit::RxEnd { client } => {
-                self.trace(Direction::Receive, &format!("+CMQTTRXEND: {client}"));
+                self.trace_with(Direction::Receive, || format!("+CMQTTRXEND: {client}"));
                 self.assembled(asm.end(client));
             }
             Unit::Invalid(l) => {
                 let text = String::from_utf8_lossy(l).into_owned();
-                self.trace(Direction::Receive, &format!("(invalid) {text}"));
+                self.trace_with(Direction::Receive, || format!("(invalid) {text}"));
                 self.emit(Event::Malformed(format!(
                     "unusable received-message line {text:?}"
                 )));
@@ -821,6 +842,11 @@ impl Shared {
     fn skip_echo<'b>(&self, mut bytes: &'b [u8]) -> &'b [u8] {
         let mut g = self.echo_skip.lock();
         if let Some((data, pos)) = g.as_mut() {
+            // The prompt is "> " on some firmware: when the read split it after '>', the prompt
+            // was taken alone and its space comes first, before the echo of the data.
+            if *pos == 0 && bytes.first() == Some(&b' ') && data.first() != Some(&b' ') {
+                bytes = &bytes[1..];
+            }
             while let (Some(&b), Some(&e)) = (bytes.first(), data.get(*pos)) {
                 if b != e {
                     *g = None;

@@ -157,6 +157,83 @@ impl SupervisorConfig {
             queue_capacity: 4096,
         }
     }
+
+    /// Checks every setting that can be checked without a modem, with the same checks the
+    /// commands make before a byte is sent (client index and id, server, keepalive, credentials,
+    /// will, subscriptions, SSL context number, certificate names, publish timeout, backoff).
+    /// [`Supervisor::start`] does not call it (a bad setting shows there as failed attempts);
+    /// the C and Python bindings do, so that a configuration that can never work is refused at
+    /// once.
+    pub fn validate(&self) -> Result<()> {
+        use crate::command::{self, validate as v, Command};
+        let p = self
+            .modem
+            .profile
+            .clone()
+            .or(self.modem.model.map(crate::Profile::for_model))
+            .unwrap_or_default();
+        command::Accq {
+            index: self.index,
+            client_id: self.client.client_id.clone(),
+            tls: self.client.tls,
+            version: None,
+        }
+        .request(&p)?;
+        if let Some(ver) = self.client.version {
+            v::range("version", ver, 3, 4)?;
+        }
+        if let Some(t) = self.client.op_timeout {
+            v::range("optimeout_val", t, 20, 120)?;
+        }
+        if let Some(ctx) = self.client.ssl_ctx {
+            v::range("ssl_ctx_index", ctx, 0, 9)?;
+        }
+        let c = &self.connect;
+        command::Connect {
+            index: self.index,
+            server: &c.server,
+            keepalive: c.keepalive,
+            clean_session: c.clean_session,
+            username: c.username.as_deref(),
+            password: c.password.as_deref(),
+            timeout: c.timeout,
+        }
+        .request(&p)?;
+        if let Some(w) = &self.will {
+            command::validate_will(&p, &w.topic, &w.message, w.qos)?;
+        }
+        for (topic, qos) in &self.subscriptions {
+            v::qos(*qos)?;
+            v::len("topic", topic.len(), 1, p.max_topic)?;
+        }
+        if let Some((ctx, _)) = &self.ssl {
+            v::range("ssl_ctx", *ctx, 0, 9)?;
+        }
+        for (name, data) in &self.certs {
+            command::CertDown { name, data }.request(&p)?;
+        }
+        v::range("pub_timeout", self.pub_timeout.as_secs(), 60, 180)?;
+        let j = self.backoff.jitter;
+        if !(0.0..=1.0).contains(&j) {
+            return Err(Error::invalid(
+                "backoff jitter",
+                format!("must be 0..=1, got {j}"),
+            ));
+        }
+        if self.backoff.initial > self.backoff.max {
+            return Err(Error::invalid(
+                "backoff",
+                format!(
+                    "initial delay {:?} is longer than the maximum {:?}",
+                    self.backoff.initial, self.backoff.max
+                ),
+            ));
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::invalid("queue_capacity", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// Where the supervised client stands.
@@ -249,6 +326,18 @@ impl Supervisor {
     /// [`Supervisor::wait_connected`]). Fails only for a configuration that can never work
     /// (an outbox file that cannot be opened).
     pub fn start(cfg: SupervisorConfig) -> Result<Supervisor> {
+        Supervisor::start_with_callbacks(cfg, None, None)
+    }
+
+    /// [`Supervisor::start`] with the [`Supervisor::on_event`] and [`Supervisor::on_message`]
+    /// callbacks installed before the supervisor thread starts, so that not even its first
+    /// event is queued instead.
+    #[allow(clippy::type_complexity)]
+    pub fn start_with_callbacks(
+        cfg: SupervisorConfig,
+        on_event: Option<Box<dyn Fn(&SupervisorEvent) + Send + Sync>>,
+        on_message: Option<Box<dyn Fn(&Message) + Send + Sync>>,
+    ) -> Result<Supervisor> {
         let outbox = Outbox::open(cfg.outbox.clone())?;
         let cap = cfg.queue_capacity;
         let inner = Arc::new(Inner {
@@ -256,8 +345,8 @@ impl Supervisor {
             outbox,
             messages: Queue::new("supervised messages", cap, OverflowPolicy::DropOldest),
             events: Queue::new("supervisor events", cap, OverflowPolicy::DropOldest),
-            on_event: Mutex::new(None),
-            on_message: Mutex::new(None),
+            on_event: Mutex::new(on_event.map(EventCb::from)),
+            on_message: Mutex::new(on_message.map(MessageCb::from)),
             state: Mutex::new(State::Opening),
             trouble: Mutex::new(None),
             closing: AtomicBool::new(false),
@@ -356,6 +445,18 @@ impl Supervisor {
         *self.inner.on_message.lock() = Some(Arc::new(f));
     }
 
+    /// Stop running the [`Supervisor::on_message`] callback: messages are queued for
+    /// [`Supervisor::recv_timeout`] again.
+    pub fn clear_on_message(&self) {
+        *self.inner.on_message.lock() = None;
+    }
+
+    /// Stop running the [`Supervisor::on_event`] callback: events are queued for
+    /// [`Supervisor::recv_event`] again.
+    pub fn clear_on_event(&self) {
+        *self.inner.on_event.lock() = None;
+    }
+
     /// The next supervisor event, waiting up to `timeout`.
     pub fn recv_event(&self, timeout: Duration) -> Option<SupervisorEvent> {
         self.inner.events.pop(Some(timeout))
@@ -404,6 +505,15 @@ impl Supervisor {
     /// with the supervisor's).
     pub fn modem(&self) -> Option<Modem> {
         self.inner.modem.lock().clone()
+    }
+
+    /// Begin stopping without waiting (for bindings that share the supervisor between
+    /// threads): new publishes, and publishes blocked on a full outbox, fail with
+    /// [`Error::Closed`] at once, and the supervisor thread ends at its next step.
+    /// [`Supervisor::close`] (or dropping) still disconnects and waits for the thread.
+    pub fn begin_close(&self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        self.inner.outbox.close();
     }
 
     /// Stop: disconnect cleanly when connected, release, and end the thread. Waiting publishes
@@ -781,6 +891,7 @@ fn serve(inner: &Arc<Inner>, conn: &mut Conn) -> Option<Loss> {
             continue;
         };
         let client = conn.client.as_ref()?;
+        entry.note_attempt();
         let r = client.publish_message(&Publish {
             topic: &entry.topic,
             payload: &entry.payload,

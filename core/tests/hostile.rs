@@ -405,3 +405,137 @@ fn hostile_bytes_while_a_result_is_pending() {
     let ev = events_now(&modem);
     assert!(malformed_events(&ev).len() >= 2, "{ev:?}");
 }
+
+/// Found by the `digest` fuzzer: a prompt "> " split by the reads after '>' is taken alone, and
+/// its space arrives before the echo of the data (echo on, as after a modem restart). The echo
+/// must still be recognised: payload bytes like "\r\nERROR\r\n" must not be read as answers.
+#[test]
+fn prompt_space_split_from_the_prompt_does_not_break_the_data_echo() {
+    let s = Scripted::start("A7600E-H", |l, m| {
+        let (cmd, args) = split_cmd(l);
+        match cmd {
+            "AT+CMQTTTOPIC" | "AT+CMQTTPAYLOAD" => {
+                let n: usize = args[1].parse().unwrap();
+                m.say(&format!("{l}\r"));
+                m.say("\r\n>");
+                std::thread::sleep(Duration::from_millis(30));
+                m.say(" ");
+                let d = m.read_data(n);
+                m.send(&d);
+                m.say("\r\nOK\r\n");
+                true
+            }
+            "AT+CMQTTPUB" => {
+                m.say(&format!("{l}\r\r\nOK\r\n\r\n+CMQTTPUB: 0,0\r\n"));
+                true
+            }
+            _ => a76(l, m),
+        }
+    });
+    let modem = open_with(
+        &s,
+        cmqtt::ModemOptions {
+            sync_timeout: Duration::from_secs(3),
+            echo_off: false,
+            ..Default::default()
+        },
+    );
+    fast(&modem, 100, 2000);
+    let c = modem.client(0, "echo", false).unwrap();
+    c.connect(&cmqtt::ConnectOptions::new("tcp://broker.local:1883"))
+        .unwrap();
+    c.publish(
+        "t",
+        b"x\r\nERROR\r\nOK\r\n",
+        1,
+        false,
+        Duration::from_secs(60),
+    )
+    .expect("the echoed payload was taken for an answer");
+    let ev = events_now(&modem);
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, Event::Unsolicited(u) if u == "ERROR" || u == "OK")),
+        "{ev:?}"
+    );
+}
+
+/// A block header whose bytes never come: the reader takes what follows as the block's data (it
+/// cannot know better), so commands meanwhile get no answer and time out at their own timeout;
+/// once the announced length (at most `max_block`, 10240 bytes) has gone by, answers are read
+/// normally again. Nothing waits forever and nothing grows beyond the announced length.
+#[test]
+fn a_block_that_never_finishes_costs_timeouts_not_a_hang() {
+    let s = Scripted::start("A7600E-H", a76);
+    let modem = open(&s);
+    fast(&modem, 50, 300);
+    // 40 bytes announced, none sent; each AT+CSQ answer is 20 bytes.
+    s.to_host.push(b"\r\n+CMQTTRXPAYLOAD: 0,40\r\n");
+    std::thread::sleep(Duration::from_millis(50));
+    let t0 = std::time::Instant::now();
+    for i in 0..2 {
+        match modem.signal_quality() {
+            Err(cmqtt::Error::Timeout { .. }) => {}
+            other => panic!("answer {i} should have been swallowed by the block: {other:?}"),
+        }
+    }
+    assert_eq!(modem.signal_quality().unwrap(), (23, 0));
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "{:?} spent",
+        t0.elapsed()
+    );
+    assert!(modem.closed_reason().is_none());
+    let ev = events_now(&modem);
+    assert!(
+        malformed_events(&ev)
+            .iter()
+            .any(|w| w.contains("without +CMQTTRXSTART")),
+        "{ev:?}"
+    );
+}
+
+/// 100,000 unsolicited lines (connection-lost reports and unknown lines) while nobody reads the
+/// events: the queue stays at its capacity, the overflow is counted and reported, and the
+/// session still answers.
+#[test]
+fn a_flood_of_urcs_is_bounded_by_the_queue_and_reported() {
+    let s = Scripted::start("A7600E-H", a76);
+    let modem = open_with(
+        &s,
+        cmqtt::ModemOptions {
+            sync_timeout: Duration::from_secs(3),
+            queue_capacity: 64,
+            ..Default::default()
+        },
+    );
+    let mut flood = Vec::with_capacity(2_000_000);
+    for i in 0..100_000u32 {
+        if i % 2 == 0 {
+            flood.extend_from_slice(b"\r\n+CMQTTCONNLOST: 0,1\r\n");
+        } else {
+            flood.extend_from_slice(format!("\r\n+WHATEVER: {i}\r\n").as_bytes());
+        }
+    }
+    s.to_host.push(&flood);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while modem.dropped_events() < 100_000 - 64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} dropped",
+            modem.dropped_events()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(modem.signal_quality().unwrap(), (23, 0));
+    // The events queue's own overflow is counted (and logged at warn level): the newest 64
+    // events remain.
+    let ev = drain_events(&modem, Duration::from_millis(100));
+    assert!(ev.len() <= 64, "{} events kept", ev.len());
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Unsolicited(u) if u == "+WHATEVER: 99999")),
+        "{:?}",
+        &ev[..ev.len().min(5)]
+    );
+}

@@ -143,17 +143,26 @@ pub unsafe extern "C" fn cmqtt_client_acquire_with(
         let out = unsafe { arg_out(client_out, "client_out")? };
         let m = unsafe { arg_ref(modem, "modem")? };
         let o = unsafe { arg_ref(options, "options")? };
-        let id = unsafe { arg_str(o.client_id, "options->client_id")? };
-        let mut opts = ClientOptions::new(id);
-        opts.tls = o.tls;
-        opts.version = (o.version != 0).then_some(o.version);
-        opts.check_utf8 = opt_bool(o.check_utf8, "options->check_utf8")?;
-        opts.op_timeout = (o.op_timeout_s != 0).then_some(o.op_timeout_s);
-        opts.ssl_ctx = opt_num(i64::from(o.ssl_ctx), "options->ssl_ctx")?;
+        let opts = unsafe { client_options(o, "options->")? };
         let client = m.modem.client_with(index, &opts)?;
         *out = new_handle(client, &m.modem);
         Ok(())
     })
+}
+
+/// The core's client options for `o`; `prefix` names the struct in error messages.
+pub(crate) unsafe fn client_options(
+    o: &cmqtt_client_options,
+    prefix: &str,
+) -> FfiResult<ClientOptions> {
+    let id = unsafe { arg_str(o.client_id, &format!("{prefix}client_id"))? };
+    let mut opts = ClientOptions::new(id);
+    opts.tls = o.tls;
+    opts.version = (o.version != 0).then_some(o.version);
+    opts.check_utf8 = opt_bool(o.check_utf8, &format!("{prefix}check_utf8"))?;
+    opts.op_timeout = (o.op_timeout_s != 0).then_some(o.op_timeout_s);
+    opts.ssl_ctx = opt_num(i64::from(o.ssl_ctx), &format!("{prefix}ssl_ctx"))?;
+    Ok(opts)
 }
 
 /// Frees the client: removes its callbacks (waiting for a running one to return), disconnects
@@ -376,7 +385,10 @@ pub unsafe extern "C" fn cmqtt_client_subscribe(
     })
 }
 
-unsafe fn topic_array<'a>(topics: *const *const c_char, count: usize) -> FfiResult<Vec<&'a str>> {
+pub(crate) unsafe fn topic_array<'a>(
+    topics: *const *const c_char,
+    count: usize,
+) -> FfiResult<Vec<&'a str>> {
     if count == 0 {
         return Ok(Vec::new());
     }

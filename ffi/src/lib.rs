@@ -19,8 +19,10 @@ mod result;
 mod modem;
 // clients,
 mod client;
-// messages and string lists.
+// messages and string lists,
 mod message;
+// the supervised client, its outbox and delivery tickets.
+mod supervisor;
 
 mod util;
 
@@ -28,6 +30,7 @@ pub use client::*;
 pub use message::*;
 pub use modem::*;
 pub use result::*;
+pub use supervisor::*;
 
 #[cfg(test)]
 mod tests;

@@ -165,35 +165,41 @@ pub unsafe extern "C" fn cmqtt_modem_open_with(
         let out = unsafe { arg_out(modem_out, "modem_out")? };
         let port = unsafe { arg_str(port, "port")? };
         let o = unsafe { arg_ref(options, "options")? };
-        let mut opts = ModemOptions {
-            model: cmqtt_model::from_raw(o.model)?,
-            ..ModemOptions::default()
-        };
-        if o.sync_timeout_ms > 0 {
-            opts.sync_timeout = Duration::from_millis(u64::from(o.sync_timeout_ms));
-        }
-        if o.queue_capacity > 0 {
-            opts.queue_capacity = o.queue_capacity as usize;
-        }
-        if o.drop_newest {
-            opts.overflow = OverflowPolicy::DropNewest;
-        }
-        if let Some(cb) = o.trace {
-            let ud = Userdata(o.trace_userdata);
-            opts = opts.trace(move |dir, text| {
-                let _ctx = enter(Context::Trace, 0);
-                let d = match dir {
-                    Direction::Send => cmqtt_direction::CMQTT_DIRECTION_SEND,
-                    Direction::Receive => cmqtt_direction::CMQTT_DIRECTION_RECEIVE,
-                };
-                let line = c_string(text);
-                unsafe { cb(ud.ptr(), d, line.as_ptr()) };
-            });
-        }
+        let opts = modem_options(o)?;
         let modem = Modem::open_with(port, o.baud, opts)?;
         *out = new_handle(modem);
         Ok(())
     })
+}
+
+/// The core's options for `o` (everything but the baud rate, which goes with the port).
+pub(crate) fn modem_options(o: &cmqtt_modem_options) -> FfiResult<ModemOptions> {
+    let mut opts = ModemOptions {
+        model: cmqtt_model::from_raw(o.model)?,
+        ..ModemOptions::default()
+    };
+    if o.sync_timeout_ms > 0 {
+        opts.sync_timeout = Duration::from_millis(u64::from(o.sync_timeout_ms));
+    }
+    if o.queue_capacity > 0 {
+        opts.queue_capacity = o.queue_capacity as usize;
+    }
+    if o.drop_newest {
+        opts.overflow = OverflowPolicy::DropNewest;
+    }
+    if let Some(cb) = o.trace {
+        let ud = Userdata(o.trace_userdata);
+        opts = opts.trace(move |dir, text| {
+            let _ctx = enter(Context::Trace, 0);
+            let d = match dir {
+                Direction::Send => cmqtt_direction::CMQTT_DIRECTION_SEND,
+                Direction::Receive => cmqtt_direction::CMQTT_DIRECTION_RECEIVE,
+            };
+            let line = c_string(text);
+            unsafe { cb(ud.ptr(), d, line.as_ptr()) };
+        });
+    }
+    Ok(opts)
 }
 
 /// Frees the modem handle. NULL is a no-op (`CMQTT_OK`). The event callback is removed first
@@ -343,7 +349,7 @@ pub(crate) struct EventCb {
     ud: Userdata,
 }
 
-fn event_parts(e: &Event) -> (cmqtt_event_kind, i32, i32, u64, String) {
+pub(crate) fn event_parts(e: &Event) -> (cmqtt_event_kind, i32, i32, u64, String) {
     use cmqtt_event_kind::*;
     match e {
         Event::ConnectionLost { client, cause } => (
@@ -495,18 +501,24 @@ pub unsafe extern "C" fn cmqtt_modem_ssl_configure(
         not_in_trace()?;
         let m = unsafe { arg_ref(modem, "modem")? };
         let c = unsafe { arg_ref(config, "config")? };
-        let ctx = SslContext {
-            ssl_version: opt_num(i64::from(c.ssl_version), "ssl_version")?,
-            auth_mode: opt_num(i64::from(c.auth_mode), "auth_mode")?,
-            ignore_local_time: opt_bool(c.ignore_local_time, "ignore_local_time")?,
-            negotiate_time: opt_num(i64::from(c.negotiate_time_s), "negotiate_time_s")?,
-            ca_cert: unsafe { opt_str(c.ca_cert, "ca_cert")? }.map(str::to_string),
-            client_cert: unsafe { opt_str(c.client_cert, "client_cert")? }.map(str::to_string),
-            client_key: unsafe { opt_str(c.client_key, "client_key")? }.map(str::to_string),
-            enable_sni: opt_bool(c.enable_sni, "enable_sni")?,
-        };
+        let ctx = unsafe { ssl_context(c, "")? };
         m.modem.ssl_configure(ssl_ctx, &ctx)?;
         Ok(())
+    })
+}
+
+/// The core's SSL context for `c`; `prefix` names the struct in error messages ("config->ssl.").
+pub(crate) unsafe fn ssl_context(c: &cmqtt_ssl_config, prefix: &str) -> FfiResult<SslContext> {
+    let n = |f: &str| format!("{prefix}{f}");
+    Ok(SslContext {
+        ssl_version: opt_num(i64::from(c.ssl_version), &n("ssl_version"))?,
+        auth_mode: opt_num(i64::from(c.auth_mode), &n("auth_mode"))?,
+        ignore_local_time: opt_bool(c.ignore_local_time, &n("ignore_local_time"))?,
+        negotiate_time: opt_num(i64::from(c.negotiate_time_s), &n("negotiate_time_s"))?,
+        ca_cert: unsafe { opt_str(c.ca_cert, &n("ca_cert"))? }.map(str::to_string),
+        client_cert: unsafe { opt_str(c.client_cert, &n("client_cert"))? }.map(str::to_string),
+        client_key: unsafe { opt_str(c.client_key, &n("client_key"))? }.map(str::to_string),
+        enable_sni: opt_bool(c.enable_sni, &n("enable_sni"))?,
     })
 }
 

@@ -16,6 +16,7 @@ use cmqtt_core::{ErrCode, Error, ModemFailure};
 /// | 100..199| transport: the serial port or the session |
 /// | 200..299| AT layer: what the exchange with the modem came to |
 /// | 301..335| the modem's own `<err>` code N (1..35) as 300 + N, one to one (`<err>` 0 is success: `CMQTT_OK`) |
+/// | 400..499| the supervisor's outbox and delivery tickets |
 /// | 900..   | internal |
 ///
 /// On a failure, `cmqtt_last_error_message()` has the full text and `cmqtt_last_modem_code()` the
@@ -133,6 +134,15 @@ pub enum cmqtt_result {
     /// Modem `<err>` 35: disconnect from server failed.
     CMQTT_ERR_DISCONNECT_FAILED = 335,
 
+    /// The supervisor's outbox is full and its policy is `CMQTT_WHEN_FULL_ERROR`: nothing was
+    /// queued. Wait for deliveries (`cmqtt_supervisor_flush`) or raise `outbox_capacity`.
+    CMQTT_ERR_OUTBOX_FULL = 400,
+    /// The publish will never be sent: the modem refused it repeatedly, or a QoS 0 publish was
+    /// cut off by a connection loss. `cmqtt_last_error_message()` says why.
+    CMQTT_ERR_DELIVERY_FAILED = 401,
+    /// The publish was dropped from a full outbox to make room (`CMQTT_WHEN_FULL_DROP_OLDEST`).
+    CMQTT_ERR_DELIVERY_DROPPED = 402,
+
     /// A bug in the library: a Rust panic was caught at the boundary (the handle stays usable
     /// as far as the library knows; please report it).
     CMQTT_ERR_PANIC = 900,
@@ -199,6 +209,9 @@ pub(crate) const ALL_RESULTS: &[cmqtt_result] = &[
     CMQTT_ERR_CERTIFICATE_NOT_SET,
     CMQTT_ERR_OPEN_SESSION_FAILED,
     CMQTT_ERR_DISCONNECT_FAILED,
+    CMQTT_ERR_OUTBOX_FULL,
+    CMQTT_ERR_DELIVERY_FAILED,
+    CMQTT_ERR_DELIVERY_DROPPED,
     CMQTT_ERR_PANIC,
     CMQTT_ERR_INTERNAL,
 ];
@@ -272,6 +285,13 @@ impl cmqtt_result {
             CMQTT_ERR_NOT_CONNECTED => c"the client is not connected; connect first",
             CMQTT_ERR_CONNECTION_LOST => c"the broker connection was lost; connect again",
             CMQTT_ERR_UNSUPPORTED => c"not supported by this modem model",
+            CMQTT_ERR_OUTBOX_FULL => {
+                c"the outbox is full (policy CMQTT_WHEN_FULL_ERROR); nothing was queued"
+            }
+            CMQTT_ERR_DELIVERY_FAILED => c"the publish failed and will never be sent",
+            CMQTT_ERR_DELIVERY_DROPPED => {
+                c"the publish was dropped from a full outbox (policy CMQTT_WHEN_FULL_DROP_OLDEST)"
+            }
             CMQTT_ERR_PANIC => {
                 c"internal error: a panic was caught at the C boundary (a bug; please report it)"
             }

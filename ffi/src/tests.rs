@@ -274,6 +274,243 @@ fn null_handles_and_pointers_are_refused() {
 }
 
 #[test]
+fn supervisor_nulls_defaults_and_bad_configs() {
+    let n = CMQTT_ERR_NULL_ARGUMENT;
+    unsafe {
+        let mut s: *mut cmqtt_supervisor = std::ptr::dangling_mut();
+        let mut d: *mut cmqtt_delivery = std::ptr::dangling_mut();
+        let mut msg: *mut cmqtt_message = null_mut();
+        let t = c"t".as_ptr();
+        assert_eq!(cmqtt_supervisor_new(null(), &mut s), n);
+        assert!(s.is_null());
+        let mut cfg = cmqtt_supervisor_config_default();
+        assert_eq!(cmqtt_supervisor_new(&cfg, null_mut()), n);
+        assert_eq!(cmqtt_supervisor_new(&cfg, &mut s), n, "port is NULL");
+        assert_eq!(
+            cmqtt_supervisor_publish(null_mut(), t, null(), 0, 1, false, &mut d),
+            n
+        );
+        assert!(d.is_null(), "the optional output is set to NULL first");
+        assert_eq!(cmqtt_supervisor_subscribe(null_mut(), t, 1), n);
+        assert_eq!(cmqtt_supervisor_receive(null_mut(), 0, &mut msg), n);
+        assert_eq!(
+            cmqtt_supervisor_set_callbacks(null_mut(), null_mut(), None, None),
+            n
+        );
+        assert_eq!(cmqtt_supervisor_wait_connected(null_mut(), 0), n);
+        assert_eq!(cmqtt_supervisor_flush(null_mut(), 0), n);
+        assert_eq!(cmqtt_delivery_wait(null(), 0), n);
+        assert_eq!(
+            cmqtt_supervisor_state(null()),
+            cmqtt_state::CMQTT_STATE_NONE
+        );
+        assert_eq!(cmqtt_supervisor_outbox_len(null()), 0);
+        assert_eq!(cmqtt_delivery_id(null()), 0);
+        assert_eq!(
+            cmqtt_delivery_status(null()),
+            cmqtt_delivery_state::CMQTT_DELIVERY_NONE
+        );
+        assert_eq!(cmqtt_supervisor_free(null_mut()), CMQTT_OK);
+        cmqtt_delivery_free(null_mut());
+        assert_eq!(text(cmqtt_state_name(4)), "connected");
+        assert_eq!(text(cmqtt_state_name(99)), "unknown");
+
+        // The defaults are the core's.
+        let core = cmqtt_core::SupervisorConfig::new(
+            cmqtt_core::Endpoint::Serial {
+                path: String::new(),
+                baud: 115200,
+            },
+            "x",
+            "tcp://h:1883",
+        );
+        assert_eq!(cfg.outbox_capacity, core.outbox.capacity);
+        assert_eq!(
+            u64::from(cfg.backoff_max_ms),
+            core.backoff.max.as_millis() as u64
+        );
+        assert_eq!(cfg.backoff_jitter, core.backoff.jitter);
+        assert_eq!(u64::from(cfg.pub_timeout_s), core.pub_timeout.as_secs());
+        assert_eq!(cfg.queue_capacity as usize, core.queue_capacity);
+
+        let port = c"/dev/cmqtt-ffi-unit-no-such-port";
+        let ok = |cfg: &mut cmqtt_supervisor_config| {
+            *cfg = cmqtt_supervisor_config_default();
+            cfg.port = port.as_ptr();
+            cfg.client.client_id = c"ffi-unit-sup".as_ptr();
+            cfg.server = c"tcp://127.0.0.1:1883".as_ptr();
+        };
+        type Edit = Box<dyn Fn(&mut cmqtt_supervisor_config)>;
+        let cases: Vec<(Edit, cmqtt_result)> = vec![
+            (Box::new(|c| c.endpoint = 3), CMQTT_ERR_INVALID_ARGUMENT),
+            (Box::new(|c| c.when_full = 3), CMQTT_ERR_INVALID_ARGUMENT),
+            (
+                Box::new(|c| c.server = c"udp://x:1".as_ptr()),
+                CMQTT_ERR_INVALID_ARGUMENT,
+            ),
+            (Box::new(|c| c.client.client_id = null()), n),
+            (
+                Box::new(|c| c.backoff_jitter = f64::NAN),
+                CMQTT_ERR_INVALID_ARGUMENT,
+            ),
+            (
+                Box::new(|c| c.backoff_jitter = f64::INFINITY),
+                CMQTT_ERR_INVALID_ARGUMENT,
+            ),
+            (
+                Box::new(|c| c.pub_timeout_s = 200),
+                CMQTT_ERR_INVALID_ARGUMENT,
+            ),
+            (Box::new(|c| c.usb_interface = 256), CMQTT_OK), // not a USB endpoint: unused
+            (
+                Box::new(|c| {
+                    c.endpoint = 1;
+                    c.usb_vid = 0x1e0e;
+                    c.usb_interface = 256;
+                }),
+                CMQTT_ERR_INVALID_ARGUMENT,
+            ),
+            (
+                Box::new(|c| {
+                    c.endpoint = 2;
+                    c.tcp_address = c"127.0.0.1".as_ptr();
+                }),
+                CMQTT_ERR_INVALID_ARGUMENT,
+            ),
+            (Box::new(|c| c.cert_count = 1), n),
+        ];
+        for (i, (bad, want)) in cases.iter().enumerate() {
+            ok(&mut cfg);
+            bad(&mut cfg);
+            s = std::ptr::dangling_mut();
+            assert_eq!(
+                cmqtt_supervisor_new(&cfg, &mut s),
+                *want,
+                "case {i}: {}",
+                last_message()
+            );
+            if *want == CMQTT_OK {
+                assert_eq!(cmqtt_supervisor_free(s), CMQTT_OK);
+            } else {
+                assert!(s.is_null(), "case {i}");
+            }
+        }
+    }
+}
+
+static SUP_EVENTS: Mutex<Vec<(cmqtt_supervisor_event_kind, cmqtt_state, u64, String)>> =
+    Mutex::new(Vec::new());
+
+unsafe extern "C" fn sup_event_cb(_ud: *mut c_void, e: *const cmqtt_supervisor_event) {
+    let e = unsafe { &*e };
+    let t = unsafe { CStr::from_ptr(e.text) }
+        .to_string_lossy()
+        .into_owned();
+    SUP_EVENTS.lock().unwrap().push((e.kind, e.state, e.id, t));
+}
+
+#[test]
+fn supervisor_outbox_policies_and_events_without_a_modem() {
+    use cmqtt_supervisor_event_kind::*;
+    unsafe {
+        let mut cfg = cmqtt_supervisor_config_default();
+        cfg.port = c"/dev/cmqtt-ffi-unit-absent".as_ptr();
+        cfg.client.client_id = c"ffi-unit-policies".as_ptr();
+        cfg.server = c"tcp://127.0.0.1:1883".as_ptr();
+        cfg.backoff_initial_ms = 10;
+        cfg.backoff_max_ms = 50;
+        cfg.outbox_capacity = 1;
+        cfg.when_full = cmqtt_when_full::CMQTT_WHEN_FULL_DROP_OLDEST as u32;
+        let mut s: *mut cmqtt_supervisor = null_mut();
+        assert_eq!(
+            cmqtt_supervisor_new(&cfg, &mut s),
+            CMQTT_OK,
+            "{}",
+            last_message()
+        );
+        assert_eq!(
+            cmqtt_supervisor_set_callbacks(s, null_mut(), None, Some(sup_event_cb)),
+            CMQTT_OK
+        );
+        let (mut a, mut b) = (null_mut(), null_mut());
+        let t = c"unit/t".as_ptr();
+        assert_eq!(
+            cmqtt_supervisor_publish(s, t, c"a".as_ptr().cast(), 1, 1, false, &mut a),
+            CMQTT_OK
+        );
+        assert_eq!(
+            cmqtt_supervisor_publish(s, t, c"b".as_ptr().cast(), 1, 1, false, &mut b),
+            CMQTT_OK
+        );
+        assert_eq!(cmqtt_delivery_wait(a, 0), CMQTT_ERR_DELIVERY_DROPPED);
+        assert_eq!(cmqtt_delivery_wait(b, 20), CMQTT_ERR_TIMEOUT);
+        assert!(
+            last_message().contains("still queued"),
+            "{}",
+            last_message()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(cmqtt_supervisor_free(s), CMQTT_OK);
+        let events = SUP_EVENTS.lock().unwrap().clone();
+        let id_a = cmqtt_delivery_id(a);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.0 == CMQTT_SUPERVISOR_EVENT_DROPPED && e.2 == id_a),
+            "{events:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e.0 == CMQTT_SUPERVISOR_EVENT_ATTEMPT_FAILED
+                    && e.3.contains("cmqtt-ffi-unit-absent")),
+            "{events:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e.0 == CMQTT_SUPERVISOR_EVENT_STATE
+                    && e.1 == cmqtt_state::CMQTT_STATE_WAITING),
+            "{events:?}"
+        );
+        assert_eq!(
+            events.last().map(|e| (e.0, e.1)),
+            Some((
+                CMQTT_SUPERVISOR_EVENT_STATE,
+                cmqtt_state::CMQTT_STATE_STOPPED
+            )),
+            "the last event is the stop"
+        );
+        // Tickets outlive the supervisor.
+        assert_eq!(
+            cmqtt_delivery_status(b),
+            cmqtt_delivery_state::CMQTT_DELIVERY_QUEUED
+        );
+        cmqtt_delivery_free(a);
+        cmqtt_delivery_free(b);
+
+        // Error policy.
+        cfg.when_full = cmqtt_when_full::CMQTT_WHEN_FULL_ERROR as u32;
+        assert_eq!(cmqtt_supervisor_new(&cfg, &mut s), CMQTT_OK);
+        assert_eq!(
+            cmqtt_supervisor_publish(s, t, null(), 0, 1, false, null_mut()),
+            CMQTT_OK
+        );
+        assert_eq!(
+            cmqtt_supervisor_publish(s, t, null(), 0, 1, false, null_mut()),
+            CMQTT_ERR_OUTBOX_FULL
+        );
+        assert!(last_message().contains("full"), "{}", last_message());
+        // Argument errors keep their own code under that policy.
+        assert_eq!(
+            cmqtt_supervisor_publish(s, t, null(), 0, 7, false, null_mut()),
+            CMQTT_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(cmqtt_supervisor_free(s), CMQTT_OK);
+    }
+}
+
+#[test]
 fn invalid_utf8_and_bad_ports() {
     let bad = CString::new(vec![b'/', b'd', 0xff, 0xfe]).unwrap();
     let mut m: *mut cmqtt_modem = std::ptr::dangling_mut::<cmqtt_modem>();
@@ -318,6 +555,10 @@ fn callbacks_may_not_free_and_trace_may_not_call_back() {
     unsafe {
         {
             let _g = enter(Context::Dispatch { slot: 1 }, 0);
+            assert_eq!(
+                cmqtt_supervisor_free(std::ptr::dangling_mut()),
+                CMQTT_ERR_IN_CALLBACK
+            );
             assert_eq!(cmqtt_client_free(fake_client), CMQTT_ERR_IN_CALLBACK);
             assert_eq!(cmqtt_modem_free(fake_modem), CMQTT_ERR_IN_CALLBACK);
             assert_eq!(cmqtt_client_free(null_mut()), CMQTT_OK);

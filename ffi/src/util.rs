@@ -207,7 +207,7 @@ impl<C: Copy> Slot<C> {
         }
     }
 
-    fn addr(&self) -> usize {
+    pub(crate) fn addr(&self) -> usize {
         self as *const Self as usize
     }
 
@@ -234,6 +234,13 @@ impl<C: Copy> Slot<C> {
     /// Runs `f` with the current callbacks (`None`: cleared meanwhile), marked as a callback
     /// of this slot on this thread.
     pub(crate) fn run<R>(&self, lent_message: usize, f: impl FnOnce(Option<C>) -> R) -> R {
+        if context() == (Context::Dispatch { slot: self.addr() }) {
+            // Re-entered from one of this slot's own callbacks on this thread (e.g. a supervisor
+            // event raised by a publish the event callback made): `running` is already held.
+            let c = *lock(&self.current);
+            let _ctx = enter(Context::Dispatch { slot: self.addr() }, lent_message);
+            return f(c);
+        }
         let _running = lock(&self.running);
         let c = *lock(&self.current);
         let _ctx = enter(Context::Dispatch { slot: self.addr() }, lent_message);

@@ -38,11 +38,30 @@ Logging
     redacted), the library's warnings (queue overflows, ...) and callback exceptions. The trace
     costs nothing while DEBUG is off for that logger.
 
+Staying connected
+    ``Supervisor(port, server, client_id, ...)`` keeps one client connected through broker
+    restarts, lost connections and network, modem restarts and a port that vanishes and comes
+    back (reconnecting with exponential backoff and jitter, re-subscribing), and reports every
+    transition as a ``SupervisorEvent`` (``on_event`` / ``recv_event()``). Publishes go
+    through an outbox (bounded; ``when_full`` "block", "error" or "drop_oldest"; optionally kept
+    in ``outbox_path``) and return a ``Delivery`` ticket::
+
+        with cmqtt.Supervisor("/dev/ttyUSB2", "tcp://broker:1883", "device-1",
+                              subscriptions=["cmd/#"], outbox_path="outbox.bin") as sup:
+            sup.on_event = lambda e: print(e)
+            sup.on_message = lambda msg: print(msg.topic, msg.payload)
+            d = sup.publish("data/x", b"42", qos=1)       # queued while disconnected
+            d.wait_delivered(timeout=60)                 # DeliveryError / TimeoutError
+
+    ``on_event`` runs on the thread that caused the event (mostly the supervisor's own
+    thread: keep it short, do not wait there); ``on_message`` on the modem's dispatch thread.
+
 Errors
     ``Error`` (``.code``: the modem's <err> code or None) is the base of ``ModemError``,
     ``ConnectionLostError`` (also ``ConnectionError``), ``TimeoutError`` (also the builtin
     ``TimeoutError``), ``SerialError`` (also ``OSError``), ``NotConnectedError``,
-    ``ClosedError``, ``UnsupportedError`` and ``ProtocolError``. Arguments outside the spec's
+    ``ClosedError``, ``UnsupportedError``, ``ProtocolError``, ``DeliveryError`` (``.id``,
+    ``.status``, ``.reason``) and ``OutboxFullError``. Arguments outside the spec's
     range raise ``ValueError`` naming the allowed range; arguments of the wrong type raise
     ``TypeError``.
 """
@@ -51,6 +70,8 @@ from ._cmqtt import (
     Client,
     ClosedError,
     ConnectionLostError,
+    Delivery,
+    DeliveryError,
     Error,
     Event,
     Message,
@@ -58,8 +79,12 @@ from ._cmqtt import (
     Modem,
     ModemError,
     NotConnectedError,
+    OutboxFullError,
     ProtocolError,
     SerialError,
+    Supervisor,
+    SupervisorEvent,
+    SupervisorMessageIterator,
     TimeoutError,
     UnsupportedError,
     __version__,
@@ -70,6 +95,8 @@ __all__ = [
     "Client",
     "ClosedError",
     "ConnectionLostError",
+    "Delivery",
+    "DeliveryError",
     "Error",
     "Event",
     "Message",
@@ -77,8 +104,12 @@ __all__ = [
     "Modem",
     "ModemError",
     "NotConnectedError",
+    "OutboxFullError",
     "ProtocolError",
     "SerialError",
+    "Supervisor",
+    "SupervisorEvent",
+    "SupervisorMessageIterator",
     "TimeoutError",
     "UnsupportedError",
     "__version__",

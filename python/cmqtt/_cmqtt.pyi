@@ -12,6 +12,10 @@ __all__ = [
     "Event",
     "Message",
     "Modem",
+    "Supervisor",
+    "SupervisorMessageIterator",
+    "SupervisorEvent",
+    "Delivery",
     "__version__",
     "core_version",
     "Error",
@@ -23,6 +27,8 @@ __all__ = [
     "ClosedError",
     "UnsupportedError",
     "ProtocolError",
+    "DeliveryError",
+    "OutboxFullError",
 ]
 __version__: str
 core_version: str
@@ -58,6 +64,16 @@ class UnsupportedError(Error): ...
 
 class ProtocolError(Error):
     command: str
+
+class DeliveryError(Error):
+    """A supervised publish will never be delivered (Delivery.wait_delivered())."""
+
+    id: int
+    status: Literal["failed", "dropped"]
+    reason: Optional[str]
+
+class OutboxFullError(Error):
+    """The Supervisor's outbox is full and when_full="error": nothing was queued."""
 
 @final
 class Message:
@@ -258,3 +274,133 @@ class Modem:
     @property
     def dropped_events(self) -> int: ...
     def byte_counts(self) -> tuple[int, int]: ...
+
+_State = Literal["opening", "starting", "connecting", "connected", "waiting", "stopped"]
+_DeliveryStatus = Literal["queued", "delivered", "failed", "dropped"]
+_WhenFull = Literal["block", "error", "drop_oldest"]
+
+@final
+class Delivery:
+    """The ticket of one Supervisor.publish(): check it or wait for it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> _DeliveryStatus: ...
+    @property
+    def reason(self) -> Optional[str]: ...
+    @property
+    def done(self) -> bool: ...
+    def wait(self, timeout: Optional[float] = None) -> _DeliveryStatus: ...
+    def wait_delivered(self, timeout: Optional[float] = None) -> None: ...
+
+@final
+class SupervisorEvent:
+    """One transition of a Supervisor (on_event / recv_event())."""
+
+    @property
+    def kind(
+        self,
+    ) -> Literal["state", "lost", "restored", "attempt_failed", "dropped", "failed", "modem"]: ...
+    @property
+    def state(self) -> Optional[_State]: ...
+    @property
+    def attempt(self) -> Optional[int]: ...
+    @property
+    def delay(self) -> Optional[float]: ...
+    @property
+    def loss(
+        self,
+    ) -> Optional[Literal["connection", "network", "modem_restart", "port", "unresponsive"]]: ...
+    @property
+    def cause(self) -> Optional[int]: ...
+    @property
+    def text(self) -> Optional[str]: ...
+    @property
+    def id(self) -> Optional[int]: ...
+    @property
+    def event(self) -> Optional[Event]: ...
+
+@final
+class SupervisorMessageIterator(Iterator[Message]):
+    def __iter__(self) -> "SupervisorMessageIterator": ...
+    def __next__(self) -> Message: ...
+
+@final
+class Supervisor:
+    """A supervised MQTT client kept connected through faults, with an outbox; a context
+    manager (close() on exit)."""
+
+    def __new__(
+        cls,
+        port: Union[str, os.PathLike[str]],
+        server: str,
+        client_id: str,
+        *,
+        baudrate: int = 115200,
+        index: int = 0,
+        tls: bool = False,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        keepalive: int = 60,
+        clean_session: bool = True,
+        will: Optional[Union[tuple[_Topic, _Payload], tuple[_Topic, _Payload, int]]] = None,
+        subscriptions: Optional[_TopicList] = None,
+        outbox_capacity: int = 1000,
+        when_full: _WhenFull = "block",
+        outbox_path: Optional[Union[str, os.PathLike[str]]] = None,
+        outbox_sync: bool = False,
+        backoff: Optional[tuple[float, float, float]] = None,
+        model: Optional[_ModelName] = None,
+        sync_timeout: float = 10.0,
+        connect_timeout: float = 120.0,
+        pub_timeout: float = 60.0,
+        max_send_failures: int = 5,
+        queue_capacity: int = 4096,
+        version: Optional[int] = None,
+        check_utf8: Optional[bool] = None,
+        op_timeout: Optional[int] = None,
+        ssl_context: Optional[int] = None,
+        ssl_config: Optional[dict[str, Union[int, bool, str, None]]] = None,
+        certs: Optional[dict[str, Union[_Bytes, str, os.PathLike[str]]]] = None,
+        usb_serial: Optional[str] = None,
+        usb_interface: Optional[int] = None,
+        on_message: Optional[Callable[[Message], object]] = None,
+        on_event: Optional[Callable[["SupervisorEvent"], object]] = None,
+    ) -> "Supervisor": ...
+    def __enter__(self) -> "Supervisor": ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def publish(
+        self,
+        topic: _Topic,
+        payload: Optional[_Payload] = None,
+        qos: int = 1,
+        retain: bool = False,
+    ) -> Delivery: ...
+    def subscribe(self, topics: _TopicList, qos: int = 1) -> None: ...
+    def recv(self, timeout: Optional[float] = None) -> Optional[Message]: ...
+    def messages(self, timeout: Optional[float] = None) -> SupervisorMessageIterator: ...
+    def recv_event(self, timeout: Optional[float] = None) -> Optional[SupervisorEvent]: ...
+    @property
+    def on_message(self) -> Optional[Callable[[Message], object]]: ...
+    @on_message.setter
+    def on_message(self, cb: Optional[Callable[[Message], object]]) -> None: ...
+    @property
+    def on_event(self) -> Optional[Callable[[SupervisorEvent], object]]: ...
+    @on_event.setter
+    def on_event(self, cb: Optional[Callable[[SupervisorEvent], object]]) -> None: ...
+    @property
+    def state(self) -> _State: ...
+    def wait_connected(self, timeout: Optional[float] = None) -> bool: ...
+    def flush(self, timeout: Optional[float] = None) -> bool: ...
+    @property
+    def outbox_len(self) -> int: ...
+    def pending(self) -> list[Delivery]: ...

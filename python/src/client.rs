@@ -129,7 +129,7 @@ impl Client {
 
 /// `topics` as a list of (topic, qos): one topic (str/bytes) or an iterable of topics or
 /// (topic, qos) pairs.
-fn topic_list(topics: &Bound<'_, PyAny>, qos: i64) -> PyResult<Vec<(Vec<u8>, u8)>> {
+pub(crate) fn topic_list(topics: &Bound<'_, PyAny>, qos: i64) -> PyResult<Vec<(Vec<u8>, u8)>> {
     let q = util::arg_u8("qos", qos, "0..=2")?;
     if util::is_topic(topics) {
         return Ok(vec![(util::topic("topic", topics)?, q)]);

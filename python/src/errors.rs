@@ -17,6 +17,8 @@ pub(crate) struct Exceptions {
     pub closed: Py<PyType>,
     pub unsupported: Py<PyType>,
     pub protocol: Py<PyType>,
+    pub delivery: Py<PyType>,
+    pub outbox_full: Py<PyType>,
 }
 
 static EXCEPTIONS: PyOnceLock<Exceptions> = PyOnceLock::new();
@@ -113,8 +115,27 @@ fn create(py: Python<'_>) -> PyResult<Exceptions> {
     let protocol = make(
         py,
         "ProtocolError",
-        vec![e],
+        vec![e.clone()],
         "The modem answered something cmqtt could not make sense of.",
+        false,
+    )?;
+    let delivery = make(
+        py,
+        "DeliveryError",
+        vec![e.clone()],
+        "A supervised publish will never be delivered (Delivery.wait_delivered()).\n\n\
+         Attributes:\n    id: the Delivery's id.\n    status: \"failed\" (the modem refused it \
+         repeatedly, or a QoS 0 publish was cut off by a connection loss) or \"dropped\" \
+         (dropped from a full outbox, when_full=\"drop_oldest\").\n    reason: why it failed, or \
+         None.",
+        false,
+    )?;
+    let outbox_full = make(
+        py,
+        "OutboxFullError",
+        vec![e],
+        "The Supervisor's outbox is full and when_full=\"error\": nothing was queued. Wait \
+         for deliveries (flush()) or raise outbox_capacity.",
         false,
     )?;
     Ok(Exceptions {
@@ -127,6 +148,8 @@ fn create(py: Python<'_>) -> PyResult<Exceptions> {
         closed,
         unsupported,
         protocol,
+        delivery,
+        outbox_full,
     })
 }
 
@@ -146,6 +169,8 @@ pub(crate) fn add_to_module(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult
         ("ClosedError", &x.closed),
         ("UnsupportedError", &x.unsupported),
         ("ProtocolError", &x.protocol),
+        ("DeliveryError", &x.delivery),
+        ("OutboxFullError", &x.outbox_full),
     ] {
         m.add(name, t.clone_ref(py))?;
     }
@@ -172,6 +197,41 @@ pub(crate) fn closed(py: Python<'_>, what: &str) -> PyErr {
     match exceptions(py) {
         Ok(x) => raise(py, &x.closed, what.to_string(), &[]),
         Err(e) => e,
+    }
+}
+
+/// `cmqtt.DeliveryError` for ticket `id` that ended `status` ("failed" or "dropped").
+pub(crate) fn delivery(py: Python<'_>, id: u64, status: &str, reason: Option<String>) -> PyErr {
+    let x = match exceptions(py) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let message = match &reason {
+        Some(r) => format!("publish {id} failed: {r}"),
+        None => {
+            format!("publish {id} was dropped from the full outbox (when_full=\"drop_oldest\")")
+        }
+    };
+    let id = id.into_pyobject(py).map(|o| o.into_any().unbind());
+    let status = status.into_pyobject(py).map(|o| o.into_any().unbind());
+    let reason = reason
+        .into_pyobject(py)
+        .map(|o| o.into_any().unbind())
+        .unwrap_or_else(|_| py.None());
+    let (Ok(id), Ok(status)) = (id, status);
+    raise(
+        py,
+        &x.delivery,
+        message,
+        &[("id", id), ("status", status), ("reason", reason)],
+    )
+}
+
+/// `cmqtt.OutboxFullError` with the core's message.
+pub(crate) fn outbox_full(py: Python<'_>, e: cmqtt::Error) -> PyErr {
+    match exceptions(py) {
+        Ok(x) => raise(py, &x.outbox_full, e.to_string(), &[]),
+        Err(err) => err,
     }
 }
 

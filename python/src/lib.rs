@@ -18,6 +18,7 @@ mod errors;
 mod message;
 mod modem;
 mod pylog;
+mod supervisor;
 mod util;
 mod wait;
 
@@ -32,6 +33,8 @@ mod cmqtt_native {
     use crate::message::{Event, Message};
     #[pymodule_export]
     use crate::modem::Modem;
+    #[pymodule_export]
+    use crate::supervisor::{Delivery, Supervisor, SupervisorEvent, SupervisorMessageIterator};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Broker, Sim
+from conftest import REPO, Broker, Peer, Sim
 
 EXAMPLES = REPO / "examples" / "python"
 
@@ -23,7 +23,7 @@ def run_example(name: str, *args: str, env: dict[str, str], timeout: float = 60)
 
 
 def test_examples_exist() -> None:
-    assert {p.name for p in EXAMPLES.glob("*.py")} >= {"publish.py", "subscribe.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py")} >= {"publish.py", "subscribe.py", "supervised.py"}
 
 
 def test_publish_and_subscribe_examples(sim_factory: object, broker: Broker, tmp_path: Path,
@@ -54,6 +54,18 @@ def test_publish_and_subscribe_examples(sim_factory: object, broker: Broker, tmp
         if sub.poll() is None:
             sub.kill()
             sub.wait()
+
+
+def test_supervised_example(sim_a7600: Sim, broker: Broker, peer: Peer, topic_prefix: str,
+                            tmp_path: Path) -> None:
+    peer.subscribe(f"{topic_prefix}/#")
+    r = run_example("supervised.py", "--count", "3", "--outbox", str(tmp_path / "outbox.bin"),
+                    f"{topic_prefix}/s", "supervised",
+                    env=dict(os.environ, CMQTT_PORT=sim_a7600.port, CMQTT_SERVER=broker.url))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "delivered 3 message(s)" in r.stdout
+    assert "event: SupervisorEvent(kind='state', state='connected')" in r.stdout
+    assert [peer.get()[1] for _ in range(3)] == [f"supervised #{i}".encode() for i in (1, 2, 3)]
 
 
 def test_examples_report_errors(sim_a7600: Sim, broker: Broker) -> None:

@@ -1,20 +1,79 @@
 //! Fault injection handle and counters shared by all the emulator's threads.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use crate::engine::Inbox;
 use crate::output::{Output, Unit};
+use crate::pty::PtyPort;
 
 /// What the engine is asked to do by a [`Faults`] call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum FaultCmd {
-    DropConnection { client: u8, cause: u8 },
+    DropConnection {
+        client: u8,
+        cause: u8,
+    },
     LoseNetwork,
     Reset,
+    /// The port vanished (USB unplugged): everything is lost, input is
+    /// ignored until [`FaultCmd::Replugged`].
+    Vanish,
+    /// A new port is there: the modem boots (echo on, `RDY`).
+    Replugged,
+}
+
+/// What [`Faults::vanish`] needs: the pty, its symlink and the stop flag of
+/// the simulator.
+pub(crate) struct PortCtl {
+    pub pty: Arc<PtyPort>,
+    pub link: Option<PathBuf>,
+    pub stop: Arc<AtomicBool>,
+    state: Mutex<VanishState>,
+}
+
+#[derive(Default)]
+struct VanishState {
+    /// Bumped by every vanish: a pending come-back of an earlier vanish is
+    /// cancelled by a later one.
+    epoch: u64,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl PortCtl {
+    pub fn new(pty: Arc<PtyPort>, link: Option<PathBuf>, stop: Arc<AtomicBool>) -> PortCtl {
+        PortCtl {
+            pty,
+            link,
+            stop,
+            state: Mutex::new(VanishState::default()),
+        }
+    }
+
+    /// At shutdown (after `stop` is set): waits for pending come-backs to
+    /// give up and closes the pty.
+    pub fn shutdown(&self) {
+        let threads = std::mem::take(&mut self.state.lock().threads);
+        for t in threads {
+            let _ = t.join();
+        }
+        self.pty.unplug();
+    }
+
+    /// Points the symlink (if any) at `target`, replacing what is there.
+    fn relink(&self, target: &str) {
+        if let Some(link) = &self.link {
+            let _ = std::fs::remove_file(link);
+            if let Err(e) = std::os::unix::fs::symlink(target, link) {
+                log::error!("cannot link {} to {target}: {e}", link.display());
+            }
+        }
+    }
 }
 
 /// State shared by the transport threads, the writer, the engine and the
@@ -90,6 +149,7 @@ pub struct Faults {
     shared: Arc<Shared>,
     inbox: mpsc::Sender<Inbox>,
     out: Output,
+    port: Option<Arc<PortCtl>>,
 }
 
 impl std::fmt::Debug for Faults {
@@ -99,8 +159,18 @@ impl std::fmt::Debug for Faults {
 }
 
 impl Faults {
-    pub(crate) fn new(shared: Arc<Shared>, inbox: mpsc::Sender<Inbox>, out: Output) -> Faults {
-        Faults { shared, inbox, out }
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        inbox: mpsc::Sender<Inbox>,
+        out: Output,
+        port: Option<Arc<PortCtl>>,
+    ) -> Faults {
+        Faults {
+            shared,
+            inbox,
+            out,
+            port,
+        }
     }
 
     fn send(&self, f: FaultCmd) {
@@ -131,6 +201,76 @@ impl Faults {
     /// `SMS DONE`, `PB DONE`). Input is discarded while it boots.
     pub fn reset(&self) {
         self.send(FaultCmd::Reset);
+    }
+
+    /// The serial port vanishes, like a USB modem unplugged or re-enumerating
+    /// after a crash: the pty is closed (a host with it open gets EOF/`EIO`
+    /// on reads, `POLLHUP`, errors on writes), the symlink of
+    /// [`crate::Simulator::start_pty_link`] is removed, MQTT connections are
+    /// cut (wills published) and the modem's state is lost as in
+    /// [`Faults::reset`]. After `gone_for` a **new** pty appears (a new slave
+    /// path; the same symlink now points at it; [`crate::Simulator::device`]
+    /// returns the new path) and the modem boots on it: echo on, `RDY` about
+    /// 200 ms later (lost if nobody has the port open yet, like on a UART).
+    ///
+    /// Returns at once; the come-back happens on a helper thread. A vanish
+    /// while already gone restarts the absence from now. No effect on a TCP
+    /// modem (logged).
+    pub fn vanish(&self, gone_for: Duration) {
+        let Some(ctl) = self.port.clone() else {
+            log::warn!("vanish: only a pty modem can vanish; ignored");
+            return;
+        };
+        let epoch = {
+            let mut st = ctl.state.lock();
+            if ctl.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            st.epoch += 1;
+            st.threads.retain(|t| !t.is_finished());
+            ctl.pty.unplug();
+            if let Some(link) = &ctl.link {
+                let _ = std::fs::remove_file(link);
+            }
+            st.epoch
+        };
+        log::info!("port vanished for {gone_for:?}");
+        self.send(FaultCmd::Vanish);
+        let inbox = self.inbox.clone();
+        let ctl2 = ctl.clone();
+        let back = move || {
+            let end = Instant::now() + gone_for;
+            loop {
+                if ctl2.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                std::thread::sleep((end - now).min(Duration::from_millis(20)));
+            }
+            let st = ctl2.state.lock();
+            if st.epoch != epoch || ctl2.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match ctl2.pty.plug() {
+                Ok(path) => {
+                    ctl2.relink(&path);
+                    log::info!("port is back as {path}");
+                    let _ = inbox.send(Inbox::Fault(FaultCmd::Replugged));
+                }
+                Err(e) => log::error!("the vanished port cannot come back: {e}"),
+            }
+            drop(st);
+        };
+        match std::thread::Builder::new()
+            .name("cmqtt-sim-replug".into())
+            .spawn(back)
+        {
+            Ok(h) => ctl.state.lock().threads.push(h),
+            Err(e) => log::error!("vanish: cannot start the come-back thread: {e}"),
+        }
     }
 
     /// `true`: the modem stops answering (input is read and discarded,

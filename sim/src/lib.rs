@@ -26,6 +26,7 @@ mod cli;
 mod codes;
 mod engine;
 mod faults;
+mod fuzz;
 mod mqtt;
 mod output;
 mod profile;
@@ -47,6 +48,8 @@ use std::time::Duration;
 
 pub use cli::{run_cli, SimArgs};
 pub use faults::{Faults, SimStats};
+#[doc(hidden)]
+pub use fuzz::fuzz_feed;
 
 use engine::{Engine, Inbox};
 use faults::Shared;
@@ -180,6 +183,8 @@ impl Default for SimConfig {
 /// [`Simulator::start_pty_link`].
 pub struct Simulator {
     device: String,
+    pty: Option<Arc<pty::PtyPort>>,
+    port_ctl: Option<Arc<faults::PortCtl>>,
     faults: Faults,
     link: Option<PathBuf>,
     inbox: mpsc::Sender<Inbox>,
@@ -202,7 +207,7 @@ impl Simulator {
     /// slave path (e.g. `/dev/pts/7`) that a host opens like a serial port.
     pub fn start_pty(cfg: SimConfig) -> io::Result<Simulator> {
         let port = pty::PtyPort::open()?;
-        let device = port.slave_path().to_string();
+        let device = port.slave_path();
         Simulator::start(cfg, device, None, Transport::Pty(port))
     }
 
@@ -210,7 +215,7 @@ impl Simulator {
     /// pointing to the slave path (an existing symlink there is replaced).
     pub fn start_pty_link(cfg: SimConfig, link: &Path) -> io::Result<Simulator> {
         let port = pty::PtyPort::open()?;
-        let device = port.slave_path().to_string();
+        let device = port.slave_path();
         if let Ok(meta) = std::fs::symlink_metadata(link) {
             if meta.file_type().is_symlink() {
                 std::fs::remove_file(link)?;
@@ -250,10 +255,12 @@ impl Simulator {
         let (inbox_tx, inbox_rx) = mpsc::channel::<Inbox>();
         let mut threads = Vec::new();
 
+        let mut pty = None;
         let (sink, reader): (Box<dyn output::Sink>, Box<dyn FnOnce() + Send>) = match transport {
             Transport::Pty(port) => {
                 let sink = port.sink();
                 let reader = port.reader(inbox_tx.clone(), shared.clone(), stop.clone());
+                pty = Some(port);
                 (Box::new(sink), Box::new(reader))
             }
             Transport::Tcp(listener) => {
@@ -266,7 +273,15 @@ impl Simulator {
         threads.push(spawn_named("cmqtt-sim-tx", writer)?);
         threads.push(spawn_named("cmqtt-sim-rx", reader)?);
 
-        let faults = Faults::new(shared.clone(), inbox_tx.clone(), out.clone());
+        let port_ctl = pty
+            .as_ref()
+            .map(|p| Arc::new(faults::PortCtl::new(p.clone(), link.clone(), stop.clone())));
+        let faults = Faults::new(
+            shared.clone(),
+            inbox_tx.clone(),
+            out.clone(),
+            port_ctl.clone(),
+        );
         let engine = Engine::new(
             &cfg,
             inbox_rx,
@@ -279,6 +294,8 @@ impl Simulator {
 
         Ok(Simulator {
             device,
+            pty,
+            port_ctl,
             faults,
             link,
             inbox: inbox_tx,
@@ -289,9 +306,13 @@ impl Simulator {
     }
 
     /// The device a host opens: the pty slave path, or `"127.0.0.1:PORT"` for
-    /// TCP.
+    /// TCP. After [`Faults::vanish`] this is the new pty's path (the symlink
+    /// of [`Simulator::start_pty_link`] stays the same).
     pub fn device(&self) -> String {
-        self.device.clone()
+        match &self.pty {
+            Some(p) => p.slave_path(),
+            None => self.device.clone(),
+        }
     }
 
     /// The symlink made by [`Simulator::start_pty_link`], if any.
@@ -320,6 +341,10 @@ impl Simulator {
             return;
         }
         let _ = self.inbox.send(Inbox::Shutdown);
+        if let Some(ctl) = self.port_ctl.take() {
+            // Pending come-backs of a vanished port give up; the pty closes.
+            ctl.shutdown();
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -344,7 +369,7 @@ impl Drop for Simulator {
 }
 
 enum Transport {
-    Pty(pty::PtyPort),
+    Pty(Arc<pty::PtyPort>),
     Tcp(std::net::TcpListener),
 }
 

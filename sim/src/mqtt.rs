@@ -67,7 +67,7 @@ pub(crate) struct ConnectParams {
 }
 
 #[derive(Debug)]
-enum SessCmd {
+pub(crate) enum SessCmd {
     Publish {
         op: u64,
         topic: Vec<u8>,
@@ -156,6 +156,35 @@ impl SessionHandle {
     /// will). Silent: no `Lost` event.
     pub fn abort(&self) {
         let _ = self.tx.send(SessCmd::Abort);
+    }
+}
+
+/// A session with no network behind it, for running the engine offline
+/// (fuzzing): the engine's commands arrive on the returned receiver and
+/// [`loopback_answer`] answers them as a broker that accepts everything and
+/// echoes every publish back.
+pub(crate) fn loopback_session(session: u64) -> (SessionHandle, tmpsc::UnboundedReceiver<SessCmd>) {
+    let (tx, rx) = tmpsc::unbounded_channel();
+    (SessionHandle { id: session, tx }, rx)
+}
+
+/// What a loopback broker answers to `cmd` of session `session`.
+pub(crate) fn loopback_answer(session: u64, cmd: SessCmd) -> Vec<SessionEvent> {
+    match cmd {
+        SessCmd::Publish {
+            op, topic, payload, ..
+        } => vec![
+            SessionEvent::Done { op, code: 0 },
+            SessionEvent::Rx {
+                session,
+                topic,
+                payload,
+            },
+        ],
+        SessCmd::Subscribe { op, .. }
+        | SessCmd::Unsubscribe { op, .. }
+        | SessCmd::Disconnect { op } => vec![SessionEvent::Done { op, code: 0 }],
+        SessCmd::Abort => Vec::new(),
     }
 }
 

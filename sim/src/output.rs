@@ -141,7 +141,33 @@ impl Pacer {
         self.next += Duration::from_nanos(nanos);
         let wait = self.next.saturating_duration_since(now);
         if !wait.is_zero() {
-            std::thread::sleep(wait);
+            if precise_pacing() {
+                // A sleep ends tens of µs late (timer slack, wake-up latency): sleep to
+                // shortly before the deadline, then spin to it.
+                if wait > PRECISE_SPIN {
+                    std::thread::sleep(wait - PRECISE_SPIN);
+                }
+                while Instant::now() < self.next {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::sleep(wait);
+            }
         }
     }
+}
+
+/// The last part of a pacing wait that is spun rather than slept with
+/// [`precise_pacing`].
+const PRECISE_SPIN: Duration = Duration::from_micros(60);
+
+/// `CMQTT_SIM_PRECISE_PACING=1` in the environment (read once): pacing waits
+/// end on time, at the cost of spinning for up to ~60 µs per paced write. For
+/// benchmarks (cmqtt-bench sets it), where a late sleep would make the
+/// emulated line slower than its baud rate.
+fn precise_pacing() -> bool {
+    static PRECISE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PRECISE.get_or_init(|| {
+        std::env::var_os("CMQTT_SIM_PRECISE_PACING").is_some_and(|v| !v.is_empty() && v != "0")
+    })
 }

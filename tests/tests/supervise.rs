@@ -11,9 +11,13 @@ use cmqtt::{
 use cmqtt_e2e::*;
 
 fn config(sim: &Simulator, broker: &Broker, id: &str) -> SupervisorConfig {
+    config_at(&sim.device(), broker, id)
+}
+
+fn config_at(path: &str, broker: &Broker, id: &str) -> SupervisorConfig {
     let mut cfg = SupervisorConfig::new(
         Endpoint::Serial {
-            path: sim.device(),
+            path: path.to_string(),
             baud: 115200,
         },
         id,
@@ -223,4 +227,89 @@ fn outbox_full_policies() {
     // Arguments that can never be sent are refused at once.
     assert!(sup.publish("t", b"x", 3, false).is_err());
     assert!(sup.publish("", b"x", 1, false).is_err());
+}
+
+/// How many fds of this process are open on `dev` (tests in this file run in parallel, each
+/// with its own pty).
+fn fds_on(dev: &str) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|p| p.as_os_str() == dev)
+                .count()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_vanishing_port_is_reopened_by_its_path_and_nothing_is_lost() {
+    let broker = Broker::start();
+    let dir = cmqtt_testkit::TempDir::new("vanish");
+    let link = dir.path().join("ttyUSB2");
+    let sim = Simulator::start_pty_link(SimConfig::new(SimModel::A7600), &link).unwrap();
+    let first = sim.device();
+    let mut cfg = config_at(link.to_str().unwrap(), &broker, "sup-vanish");
+    cfg.subscriptions.push((b"v/in".to_vec(), 1));
+    let sup = Supervisor::start(cfg).unwrap();
+    assert!(
+        sup.wait_connected(Duration::from_secs(15)),
+        "never connected"
+    );
+    let mut peer = Subscriber::start(&broker, &["v/out"], 2);
+    sup.publish_wait("v/out", b"before", 2, false, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(expect_one(&mut peer, "before").payload, b"before");
+    // The session's reader and writer.
+    assert_eq!(fds_on(&first), 2);
+
+    sim.faults().vanish(Duration::from_millis(1500));
+    let mut lost = None;
+    while let Some(e) = sup.recv_event(Duration::from_secs(5)) {
+        if let SupervisorEvent::Lost(l) = e {
+            lost = Some(l);
+            break;
+        }
+    }
+    assert!(matches!(lost, Some(Loss::Port(_))), "{lost:?}");
+    // Publishes while the port is gone wait in the outbox.
+    let tickets: Vec<_> = (0..20)
+        .map(|i| {
+            let p = format!("during{i}\x00\r\n").into_bytes();
+            sup.publish("v/out", &p, 1 + (i % 2) as u8, false).unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(tickets.iter().all(|t| t.status() == DeliveryStatus::Queued));
+    // Nothing holds the old pty any more: the supervisor closed both of its handles.
+    assert!(
+        fds_on(&first) == 0 || sim.device() == first,
+        "a stale handle keeps the vanished pty open"
+    );
+    for t in &tickets {
+        assert_eq!(
+            t.wait(Duration::from_secs(30)),
+            DeliveryStatus::Delivered,
+            "ticket {}",
+            t.id()
+        );
+    }
+    let got = payloads(&mut peer, 20);
+    let want: BTreeSet<Vec<u8>> = (0..20)
+        .map(|i| format!("during{i}\x00\r\n").into_bytes())
+        .collect();
+    assert_eq!(got, want, "lost or changed messages");
+    assert!(
+        peer.next(Duration::from_millis(300)).is_none(),
+        "a duplicate arrived"
+    );
+    // Reopened on the new pty behind the same path, with its subscriptions.
+    let second = sim.device();
+    assert_eq!(fds_on(&second), 2, "exactly one session on the new pty");
+    publish(&broker, "v/in", b"after", 1, false);
+    let m = sup
+        .recv_timeout(Duration::from_secs(10))
+        .expect("message after the port came back");
+    assert_eq!(m.payload, b"after");
+    sup.close();
+    assert_eq!(fds_on(&second), 0, "the port stays open after close");
 }

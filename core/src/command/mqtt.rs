@@ -303,8 +303,17 @@ impl Command for MqttSslCfgRead {
 
 /// A prompted input (`>` then exactly the announced bytes): WILLTOPIC, TOPIC, SUBTOPIC,
 /// UNSUBTOPIC and PAYLOAD share this shape.
-fn prompted<'a>(c: MqttCommand, p: &Profile, args: String, data: &'a [u8]) -> Request<'a> {
-    Request::new(c.at(), format!("{}={}", c.at(), args), p.command_timeout)
+/// `args` as `format_args!`: the line is formatted once, into one allocation.
+fn prompted<'a>(
+    c: MqttCommand,
+    p: &Profile,
+    args: std::fmt::Arguments<'_>,
+    data: &'a [u8],
+) -> Request<'a> {
+    use std::fmt::Write as _;
+    let mut line = String::with_capacity(c.at().len() + 24);
+    let _ = write!(line, "{}={}", c.at(), args);
+    Request::new(c.at(), line, p.command_timeout)
         .prefix(c.prefix())
         .data(data)
 }
@@ -328,7 +337,7 @@ impl Command for WillTopic<'_> {
         Ok(prompted(
             MqttCommand::WillTopic,
             p,
-            format!("{},{}", self.index, self.topic.len()),
+            format_args!("{},{}", self.index, self.topic.len()),
             self.topic,
         ))
     }
@@ -354,7 +363,7 @@ impl Command for WillMsg<'_> {
         Ok(prompted(
             MqttCommand::WillMsg,
             p,
-            format!("{},{},{}", self.index, self.message.len(), self.qos),
+            format_args!("{},{},{}", self.index, self.message.len(), self.qos),
             self.message,
         ))
     }
@@ -553,7 +562,7 @@ impl Command for Topic<'_> {
         Ok(prompted(
             MqttCommand::Topic,
             p,
-            format!("{},{}", self.index, self.topic.len()),
+            format_args!("{},{}", self.index, self.topic.len()),
             self.topic,
         ))
     }
@@ -577,7 +586,7 @@ impl Command for Payload<'_> {
         Ok(prompted(
             MqttCommand::Payload,
             p,
-            format!("{},{}", self.index, self.payload.len()),
+            format_args!("{},{}", self.index, self.payload.len()),
             self.payload,
         ))
     }
@@ -637,7 +646,7 @@ impl Command for SubTopic<'_> {
         Ok(prompted(
             MqttCommand::SubTopic,
             p,
-            format!("{},{},{}", self.index, self.topic.len(), self.qos),
+            format_args!("{},{},{}", self.index, self.topic.len(), self.qos),
             self.topic,
         ))
     }
@@ -769,7 +778,7 @@ impl Command for UnsubTopic<'_> {
         Ok(prompted(
             MqttCommand::UnsubTopic,
             p,
-            format!("{},{}", self.index, self.topic.len()),
+            format_args!("{},{}", self.index, self.topic.len()),
             self.topic,
         ))
     }

@@ -1,7 +1,9 @@
 /*
  * misuse.c - the C API under misuse: NULL handles and pointers, NULL callbacks, invalid UTF-8,
  * bad arguments, publishing after disconnect, calls from callbacks that are not allowed, the
- * password kept out of traces, several threads on one client.
+ * password kept out of traces, several threads on one client; the supervisor: bad
+ * configurations, NULLs, outbox policies (drop-oldest, error, never blocking on the supervisor
+ * thread), what its callbacks may not do, tickets outliving it, and a supervised session.
  *
  *   misuse                      the checks that need no modem
  *   misuse PORT [SERVER]        also the ones against a modem (or the emulator's pty) and a
@@ -13,6 +15,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cmqtt.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -46,6 +49,15 @@ static int checks = 0;
             printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
         } else {                                                                                   \
             printf("ok   %s\n", #cond);                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* For checks inside callbacks: counted, printed only when they fail. */
+#define CHECK_QUIET(cond)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                                 \
         }                                                                                          \
     } while (0)
 
@@ -413,15 +425,405 @@ static void with_modem(const char *port, const char *server) {
     EXPECT(cmqtt_client_free(c), CMQTT_OK);
 }
 
+/* ---- the supervisor without a modem --------------------------------------------------------- */
+
+/* A supervisor whose port does not exist: it keeps failing to open, publishes wait in the outbox. */
+static cmqtt_supervisor_config offline_config(void) {
+    cmqtt_supervisor_config cfg = cmqtt_supervisor_config_default();
+    cfg.port = "/dev/cmqtt-misuse-no-such-port";
+    cfg.client.client_id = "misuse-sup";
+    cfg.server = "tcp://127.0.0.1:1883";
+    cfg.backoff_initial_ms = 20;
+    cfg.backoff_max_ms = 100;
+    return cfg;
+}
+
+struct sup_state {
+    cmqtt_supervisor *sup;
+    cmqtt_delivery *ticket;
+    atomic_int dropped_events;
+    atomic_ullong dropped_id;
+    atomic_int free_refused;
+    atomic_int flush_refused;
+    atomic_int flush_zero_timeout;
+    atomic_int wait_refused;
+    atomic_int waiting_events;
+    int publish_on_waiting;                    /* publish from the first WAITING event */
+    atomic_int publish_from_supervisor_thread; /* result + 1 of that publish */
+    atomic_int stopped_events;
+    atomic_int messages;
+    atomic_int publish_in_message_ok;
+    atomic_int free_in_message_refused;
+    atomic_int lent_free_ignored;
+    pthread_t main_thread;
+    atomic_int stopped_on_main;
+};
+
+static void sup_on_event(void *userdata, const cmqtt_supervisor_event *e) {
+    struct sup_state *st = userdata;
+    CHECK_QUIET(e->text != NULL);
+    if (e->kind == CMQTT_SUPERVISOR_EVENT_DROPPED) {
+        atomic_fetch_add(&st->dropped_events, 1);
+        atomic_store(&st->dropped_id, e->id);
+        /* Not allowed from an event callback: freeing, waiting. Allowed: a zero timeout. */
+        if (cmqtt_supervisor_free(st->sup) == CMQTT_ERR_IN_CALLBACK) {
+            atomic_fetch_add(&st->free_refused, 1);
+        }
+        if (cmqtt_supervisor_flush(st->sup, 100) == CMQTT_ERR_IN_CALLBACK) {
+            atomic_fetch_add(&st->flush_refused, 1);
+        }
+        if (cmqtt_supervisor_flush(st->sup, 0) == CMQTT_ERR_TIMEOUT) {
+            atomic_fetch_add(&st->flush_zero_timeout, 1);
+        }
+        if (st->ticket && cmqtt_delivery_wait(st->ticket, 100) == CMQTT_ERR_IN_CALLBACK) {
+            atomic_fetch_add(&st->wait_refused, 1);
+        }
+    }
+    if (e->kind == CMQTT_SUPERVISOR_EVENT_STATE && e->state == CMQTT_STATE_WAITING) {
+        /* On the supervisor thread, a publish into a full BLOCK outbox must not wait. */
+        if (atomic_fetch_add(&st->waiting_events, 1) == 0 && st->publish_on_waiting) {
+            cmqtt_result r = cmqtt_supervisor_publish(st->sup, "misuse/sup/cb",
+                                                      (const uint8_t *)"x", 1, 1, false, NULL);
+            atomic_store(&st->publish_from_supervisor_thread, (int)r + 1);
+        }
+    }
+    if (e->kind == CMQTT_SUPERVISOR_EVENT_STATE && e->state == CMQTT_STATE_STOPPED) {
+        atomic_fetch_add(&st->stopped_events, 1);
+        if (pthread_equal(pthread_self(), st->main_thread)) {
+            atomic_fetch_add(&st->stopped_on_main, 1);
+        }
+    }
+}
+
+static void supervisor_without_modem(void) {
+    printf("\n== the supervisor without a modem\n");
+    cmqtt_supervisor *s = (cmqtt_supervisor *)&failures; /* garbage: must be set to NULL */
+    cmqtt_supervisor_config cfg = cmqtt_supervisor_config_default();
+    cmqtt_delivery *d = (cmqtt_delivery *)&failures;
+    cmqtt_message *msg = NULL;
+
+    /* Defaults are the core's */
+    CHECK(cfg.endpoint == CMQTT_ENDPOINT_SERIAL && cfg.modem.baud == 115200);
+    CHECK(cfg.keepalive_s == 60 && cfg.clean_session && cfg.pub_timeout_s == 60);
+    CHECK(cfg.outbox_capacity == 1000 && cfg.when_full == CMQTT_WHEN_FULL_BLOCK);
+    CHECK(cfg.backoff_initial_ms == 500 && cfg.backoff_max_ms == 60000);
+    CHECK(cfg.ssl_ctx == -1 && cfg.usb_interface == -1 && cfg.will_topic == NULL);
+
+    /* NULL config, output, required fields */
+    EXPECT(cmqtt_supervisor_new(NULL, &s), CMQTT_ERR_NULL_ARGUMENT);
+    CHECK(s == NULL);
+    EXPECT(cmqtt_supervisor_new(&cfg, NULL), CMQTT_ERR_NULL_ARGUMENT);
+    EXPECT(cmqtt_supervisor_new(&cfg, &s), CMQTT_ERR_NULL_ARGUMENT); /* port NULL */
+    CHECK(strstr(cmqtt_last_error_message(), "port") != NULL);
+    cfg = offline_config();
+    cfg.client.client_id = NULL;
+    EXPECT(cmqtt_supervisor_new(&cfg, &s), CMQTT_ERR_NULL_ARGUMENT);
+    CHECK(strstr(cmqtt_last_error_message(), "client_id") != NULL);
+    cfg = offline_config();
+    cfg.server = NULL;
+    EXPECT(cmqtt_supervisor_new(&cfg, &s), CMQTT_ERR_NULL_ARGUMENT);
+    CHECK(s == NULL);
+
+    /* Bad configurations: refused at once, nothing started */
+#define BAD_CONFIG(field_assignment, want)                                                         \
+    do {                                                                                           \
+        cfg = offline_config();                                                                    \
+        field_assignment;                                                                          \
+        EXPECT(cmqtt_supervisor_new(&cfg, &s), want);                                              \
+        CHECK(s == NULL);                                                                          \
+    } while (0)
+    BAD_CONFIG(cfg.endpoint = 9, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.when_full = 7, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.modem.model = 42, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.server = BAD_UTF8, CMQTT_ERR_INVALID_UTF8);
+    BAD_CONFIG(cfg.port = BAD_UTF8, CMQTT_ERR_INVALID_UTF8);
+    BAD_CONFIG(cfg.password = BAD_UTF8, CMQTT_ERR_INVALID_UTF8);
+    BAD_CONFIG(cfg.server = "mqtt://127.0.0.1:1883", CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.client.client_id = "has\"quote", CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.client.client_id = "", CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.client.check_utf8 = 5, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.index = 2, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.keepalive_s = 0, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.password = "pw-without-user", CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.backoff_jitter = 2.0, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.backoff_jitter = NAN, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG((cfg.backoff_initial_ms = 5000, cfg.backoff_max_ms = 100), CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.pub_timeout_s = 5, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.queue_capacity = 0, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.subscription_count = 2, CMQTT_ERR_NULL_ARGUMENT);
+    cmqtt_subscription subs[2] = {{"misuse/sup/a", 1}, {"misuse/sup/b", 3}};
+    BAD_CONFIG((cfg.subscriptions = subs, cfg.subscription_count = 2), CMQTT_ERR_INVALID_ARGUMENT);
+    subs[1].topic = NULL;
+    BAD_CONFIG((cfg.subscriptions = subs, cfg.subscription_count = 2), CMQTT_ERR_NULL_ARGUMENT);
+    BAD_CONFIG(cfg.will_message_len = 4, CMQTT_ERR_INVALID_ARGUMENT); /* a message, no topic */
+    BAD_CONFIG(cfg.will_topic = "misuse/will", CMQTT_ERR_INVALID_ARGUMENT); /* empty message */
+    BAD_CONFIG((cfg.will_topic = "misuse/will", cfg.will_message_len = 4), CMQTT_ERR_NULL_ARGUMENT);
+    BAD_CONFIG((cfg.will_topic = "misuse/will", cfg.will_message = (const uint8_t *)"gone",
+                cfg.will_message_len = 4, cfg.will_qos = 3),
+               CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.ssl_ctx = 10, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG((cfg.ssl_ctx = 0, cfg.ssl.enable_sni = 7), CMQTT_ERR_INVALID_ARGUMENT);
+    cmqtt_cert_file cert = {"dir/ca.pem", (const uint8_t *)"pem", 3};
+    BAD_CONFIG((cfg.certs = &cert, cfg.cert_count = 1), CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG((cfg.endpoint = CMQTT_ENDPOINT_TCP, cfg.tcp_address = NULL), CMQTT_ERR_NULL_ARGUMENT);
+    BAD_CONFIG((cfg.endpoint = CMQTT_ENDPOINT_TCP, cfg.tcp_address = "no port"),
+               CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.endpoint = CMQTT_ENDPOINT_USB, CMQTT_ERR_INVALID_ARGUMENT); /* vid/pid 0 */
+    BAD_CONFIG((cfg.endpoint = CMQTT_ENDPOINT_USB, cfg.usb_vid = 0x1e0e, cfg.usb_pid = 0x9011,
+                cfg.usb_interface = 300),
+               CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.outbox_path = "/nonexistent-cmqtt-dir/outbox.bin", CMQTT_ERR_IO);
+    char not_outbox[] = "/tmp/cmqtt-misuse-not-outbox-XXXXXX";
+    int fd = mkstemp(not_outbox);
+    if (fd >= 0) {
+        CHECK(write(fd, "not an outbox", 13) == 13);
+        close(fd);
+        BAD_CONFIG(cfg.outbox_path = not_outbox, CMQTT_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(cmqtt_last_error_message(), "not a cmqtt outbox file") != NULL);
+        unlink(not_outbox);
+    }
+#undef BAD_CONFIG
+    cfg = offline_config();
+    cfg.endpoint = CMQTT_ENDPOINT_TCP;
+    cfg.tcp_address = "127.0.0.1:9"; /* valid, nothing listens: accepted, keeps trying */
+    EXPECT(cmqtt_supervisor_new(&cfg, &s), CMQTT_OK);
+    EXPECT(cmqtt_supervisor_free(s), CMQTT_OK);
+    s = NULL;
+
+    /* NULL handles: refused; accessors give neutral values */
+    EXPECT(cmqtt_supervisor_publish(NULL, "t", NULL, 0, 1, false, &d), CMQTT_ERR_NULL_ARGUMENT);
+    CHECK(d == NULL);
+    EXPECT(cmqtt_supervisor_subscribe(NULL, "t", 1), CMQTT_ERR_NULL_ARGUMENT);
+    EXPECT(cmqtt_supervisor_receive(NULL, 0, &msg), CMQTT_ERR_NULL_ARGUMENT);
+    EXPECT(cmqtt_supervisor_set_callbacks(NULL, NULL, NULL, NULL), CMQTT_ERR_NULL_ARGUMENT);
+    EXPECT(cmqtt_supervisor_wait_connected(NULL, 0), CMQTT_ERR_NULL_ARGUMENT);
+    EXPECT(cmqtt_supervisor_flush(NULL, 0), CMQTT_ERR_NULL_ARGUMENT);
+    EXPECT(cmqtt_delivery_wait(NULL, 0), CMQTT_ERR_NULL_ARGUMENT);
+    CHECK(cmqtt_supervisor_state(NULL) == CMQTT_STATE_NONE);
+    CHECK(cmqtt_supervisor_outbox_len(NULL) == 0);
+    CHECK(cmqtt_delivery_id(NULL) == 0);
+    CHECK(cmqtt_delivery_status(NULL) == CMQTT_DELIVERY_NONE);
+    EXPECT(cmqtt_supervisor_free(NULL), CMQTT_OK);
+    cmqtt_delivery_free(NULL);
+    CHECK(strcmp(cmqtt_state_name(CMQTT_STATE_CONNECTED), "connected") == 0);
+    CHECK(strcmp(cmqtt_state_name(CMQTT_STATE_WAITING), "waiting") == 0);
+    CHECK(strcmp(cmqtt_state_name((cmqtt_state)77), "unknown") == 0);
+    CHECK(strstr(cmqtt_result_str(CMQTT_ERR_OUTBOX_FULL), "full") != NULL);
+    CHECK(CMQTT_ERR_OUTBOX_FULL == 400 && CMQTT_ERR_DELIVERY_DROPPED == 402);
+
+    /* Drop-oldest: the first ticket is dropped, an event says so (on this thread, inside the
+     * publish); what the event callback may not do is refused there */
+    struct sup_state st;
+    memset(&st, 0, sizeof st);
+    st.main_thread = pthread_self();
+    cfg = offline_config();
+    cfg.outbox_capacity = 2;
+    cfg.when_full = CMQTT_WHEN_FULL_DROP_OLDEST;
+    EXPECT(cmqtt_supervisor_new(&cfg, &s), CMQTT_OK);
+    if (!s) return;
+    st.sup = s;
+    EXPECT(cmqtt_supervisor_set_callbacks(s, &st, NULL, sup_on_event), CMQTT_OK);
+    cmqtt_delivery *t1 = NULL, *t2 = NULL, *t3 = NULL;
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/x", (const uint8_t *)"1", 1, 1, false, &t1),
+           CMQTT_OK);
+    st.ticket = t1;
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/x", (const uint8_t *)"2", 1, 2, true, &t2),
+           CMQTT_OK);
+    CHECK(cmqtt_delivery_id(t1) >= 1 && cmqtt_delivery_id(t2) == cmqtt_delivery_id(t1) + 1);
+    CHECK(cmqtt_delivery_status(t1) == CMQTT_DELIVERY_QUEUED);
+    EXPECT(cmqtt_delivery_wait(t1, 0), CMQTT_ERR_TIMEOUT);
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/x", (const uint8_t *)"3", 1, 1, false, &t3),
+           CMQTT_OK);
+    CHECK(cmqtt_delivery_status(t1) == CMQTT_DELIVERY_DROPPED);
+    EXPECT(cmqtt_delivery_wait(t1, 1000), CMQTT_ERR_DELIVERY_DROPPED);
+    CHECK(cmqtt_supervisor_outbox_len(s) == 2);
+    CHECK(atomic_load(&st.dropped_events) == 1);
+    CHECK(atomic_load(&st.dropped_id) == cmqtt_delivery_id(t1));
+    CHECK(atomic_load(&st.free_refused) == 1);
+    CHECK(atomic_load(&st.flush_refused) == 1);
+    CHECK(atomic_load(&st.flush_zero_timeout) == 1);
+    CHECK(atomic_load(&st.wait_refused) == 1);
+    /* Publishing: bad arguments refused at once; the ticket is optional */
+    d = (cmqtt_delivery *)&failures;
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/x", NULL, 0, 3, false, &d),
+           CMQTT_ERR_INVALID_ARGUMENT);
+    CHECK(d == NULL);
+    EXPECT(cmqtt_supervisor_publish(s, "", NULL, 0, 1, false, NULL), CMQTT_ERR_INVALID_ARGUMENT);
+    EXPECT(cmqtt_supervisor_publish(s, BAD_UTF8, NULL, 0, 1, false, NULL), CMQTT_ERR_INVALID_UTF8);
+    EXPECT(cmqtt_supervisor_publish(s, NULL, NULL, 0, 1, false, NULL), CMQTT_ERR_NULL_ARGUMENT);
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/x", NULL, 5, 1, false, NULL),
+           CMQTT_ERR_NULL_ARGUMENT);
+    EXPECT(cmqtt_supervisor_subscribe(s, "misuse/sup/#", 3), CMQTT_ERR_INVALID_ARGUMENT);
+    EXPECT(cmqtt_supervisor_subscribe(s, BAD_UTF8, 1), CMQTT_ERR_INVALID_UTF8);
+    EXPECT(cmqtt_supervisor_subscribe(s, "misuse/sup/#", 1), CMQTT_OK);
+    EXPECT(cmqtt_supervisor_receive(s, 10, &msg), CMQTT_ERR_TIMEOUT);
+    CHECK(msg == NULL);
+    EXPECT(cmqtt_supervisor_receive(s, 10, NULL), CMQTT_ERR_NULL_ARGUMENT);
+    EXPECT(cmqtt_supervisor_wait_connected(s, 50), CMQTT_ERR_TIMEOUT);
+    EXPECT(cmqtt_supervisor_flush(s, 50), CMQTT_ERR_TIMEOUT);
+    CHECK(strstr(cmqtt_last_error_message(), "outbox") != NULL);
+    cmqtt_state state = cmqtt_supervisor_state(s);
+    CHECK(state == CMQTT_STATE_OPENING || state == CMQTT_STATE_WAITING);
+    st.ticket = NULL;
+    EXPECT(cmqtt_supervisor_free(s), CMQTT_OK);
+    CHECK(atomic_load(&st.stopped_events) == 1 && atomic_load(&st.stopped_on_main) == 1);
+    /* Tickets outlive their supervisor, keeping their status */
+    CHECK(cmqtt_delivery_status(t2) == CMQTT_DELIVERY_QUEUED);
+    CHECK(cmqtt_delivery_status(t1) == CMQTT_DELIVERY_DROPPED);
+    EXPECT(cmqtt_delivery_wait(t3, 10), CMQTT_ERR_TIMEOUT);
+    cmqtt_delivery_free(t1);
+    cmqtt_delivery_free(t2);
+    cmqtt_delivery_free(t3);
+
+    /* Error policy: a full outbox refuses */
+    cfg = offline_config();
+    cfg.outbox_capacity = 1;
+    cfg.when_full = CMQTT_WHEN_FULL_ERROR;
+    s = NULL;
+    EXPECT(cmqtt_supervisor_new(&cfg, &s), CMQTT_OK);
+    if (!s) return;
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/x", (const uint8_t *)"1", 1, 1, false, NULL),
+           CMQTT_OK);
+    d = (cmqtt_delivery *)&failures;
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/x", (const uint8_t *)"2", 1, 1, false, &d),
+           CMQTT_ERR_OUTBOX_FULL);
+    CHECK(d == NULL && cmqtt_supervisor_outbox_len(s) == 1);
+    EXPECT(cmqtt_supervisor_free(s), CMQTT_OK);
+
+    /* Block policy: from the supervisor thread (an event callback) a publish into a full
+     * outbox returns at once instead of waiting pub_timeout_s */
+    memset(&st, 0, sizeof st);
+    st.main_thread = pthread_self();
+    cfg = offline_config();
+    cfg.outbox_capacity = 1;
+    s = NULL;
+    EXPECT(cmqtt_supervisor_new(&cfg, &s), CMQTT_OK);
+    if (!s) return;
+    st.sup = s;
+    st.publish_on_waiting = 1;
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/x", (const uint8_t *)"1", 1, 1, false,
+                                    &st.ticket),
+           CMQTT_OK);
+    EXPECT(cmqtt_supervisor_set_callbacks(s, &st, NULL, sup_on_event), CMQTT_OK);
+    CHECK(wait_for(&st.publish_from_supervisor_thread, 1, 10));
+    CHECK(atomic_load(&st.publish_from_supervisor_thread) == (int)CMQTT_ERR_TIMEOUT + 1);
+    /* Clearing the callbacks: when it returns, they are not running */
+    EXPECT(cmqtt_supervisor_set_callbacks(s, NULL, NULL, NULL), CMQTT_OK);
+    int seen = atomic_load(&st.waiting_events);
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    CHECK(atomic_load(&st.waiting_events) == seen);
+    EXPECT(cmqtt_supervisor_free(s), CMQTT_OK);
+    CHECK(atomic_load(&st.stopped_events) == 0);
+    cmqtt_delivery_free(st.ticket);
+}
+
+/* ---- a supervised session ------------------------------------------------------------------- */
+
+static void sup_on_message(void *userdata, const cmqtt_message *msg) {
+    struct sup_state *st = userdata;
+    size_t len = 0;
+    const char *topic = cmqtt_message_topic(msg, &len);
+    if (cmqtt_supervisor_free(st->sup) == CMQTT_ERR_IN_CALLBACK) {
+        atomic_fetch_add(&st->free_in_message_refused, 1);
+    }
+    if (strcmp(topic, "misuse/sup/in/cb") == 0 &&
+        cmqtt_supervisor_publish(st->sup, "misuse/sup/out", (const uint8_t *)"r", 1, 1, false,
+                                 NULL) == CMQTT_OK) {
+        atomic_fetch_add(&st->publish_in_message_ok, 1);
+    }
+    cmqtt_message_free((cmqtt_message *)msg); /* lent: ignored */
+    if (cmqtt_message_topic(msg, NULL) == topic) {
+        atomic_fetch_add(&st->lent_free_ignored, 1);
+    }
+    atomic_fetch_add(&st->messages, 1);
+}
+
+static void with_supervisor(const char *port, const char *server) {
+    printf("\n== a supervised session on %s with the broker %s\n", port, server);
+    struct sup_state st;
+    memset(&st, 0, sizeof st);
+    st.main_thread = pthread_self();
+    cmqtt_supervisor_config cfg = cmqtt_supervisor_config_default();
+    cmqtt_subscription subs[] = {{"misuse/sup/in/#", 1}};
+    cfg.port = port;
+    cfg.client.client_id = "misuse-supervised";
+    cfg.server = server;
+    cfg.username = "misuse-user";
+    cfg.password = PASSWORD;
+    cfg.subscriptions = subs;
+    cfg.subscription_count = 1;
+    cfg.connect_timeout_ms = 10000;
+    cfg.backoff_initial_ms = 100;
+    cfg.backoff_max_ms = 1000;
+    cmqtt_supervisor *s = NULL;
+    EXPECT(cmqtt_supervisor_new(&cfg, &s), CMQTT_OK);
+    if (!s) return;
+    st.sup = s;
+    EXPECT(cmqtt_supervisor_wait_connected(s, 30000), CMQTT_OK);
+    CHECK(cmqtt_supervisor_state(s) == CMQTT_STATE_CONNECTED);
+    CHECK(strstr(cmqtt_last_error_message(), PASSWORD) == NULL);
+
+    /* Publish with a ticket; our own subscription brings it back for receive */
+    cmqtt_delivery *d = NULL;
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/in/pull", (const uint8_t *)"pull\0x", 6, 1,
+                                    false, &d),
+           CMQTT_OK);
+    EXPECT(cmqtt_delivery_wait(d, 30000), CMQTT_OK);
+    CHECK(cmqtt_delivery_status(d) == CMQTT_DELIVERY_DELIVERED);
+    cmqtt_message *msg = NULL;
+    EXPECT(cmqtt_supervisor_receive(s, 10000, &msg), CMQTT_OK);
+    if (msg) {
+        size_t tl = 0, pl = 0;
+        const char *mt = cmqtt_message_topic(msg, &tl);
+        const uint8_t *mp = cmqtt_message_payload(msg, &pl);
+        CHECK(strcmp(mt, "misuse/sup/in/pull") == 0 && tl == 18);
+        CHECK(pl == 6 && memcmp(mp, "pull\0x", 6) == 0);
+        cmqtt_message_free(msg);
+    }
+
+    /* A subscription added at run time, and the message callback */
+    EXPECT(cmqtt_supervisor_subscribe(s, "misuse/sup/extra", 1), CMQTT_OK);
+    EXPECT(cmqtt_supervisor_set_callbacks(s, &st, sup_on_message, sup_on_event), CMQTT_OK);
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/in/cb", (const uint8_t *)"cb", 2, 1, false,
+                                    NULL),
+           CMQTT_OK);
+    CHECK(wait_for(&st.messages, 1, 10));
+    CHECK(wait_for(&st.publish_in_message_ok, 1, 10));
+    CHECK(atomic_load(&st.free_in_message_refused) >= 1);
+    CHECK(atomic_load(&st.lent_free_ignored) >= 1);
+    EXPECT(cmqtt_supervisor_flush(s, 30000), CMQTT_OK);
+    CHECK(cmqtt_supervisor_outbox_len(s) == 0);
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/extra", (const uint8_t *)"e", 1, 1, false,
+                                    NULL),
+           CMQTT_OK);
+    CHECK(wait_for(&st.messages, 2, 10));
+    /* Back to queueing */
+    EXPECT(cmqtt_supervisor_set_callbacks(s, &st, NULL, sup_on_event), CMQTT_OK);
+    EXPECT(cmqtt_supervisor_publish(s, "misuse/sup/in/again", (const uint8_t *)"a", 1, 0, false,
+                                    NULL),
+           CMQTT_OK);
+    msg = NULL;
+    EXPECT(cmqtt_supervisor_receive(s, 10000, &msg), CMQTT_OK);
+    cmqtt_message_free(msg);
+
+    EXPECT(cmqtt_supervisor_free(s), CMQTT_OK);
+    CHECK(atomic_load(&st.stopped_events) == 1 && atomic_load(&st.stopped_on_main) == 1);
+    CHECK(cmqtt_delivery_status(d) == CMQTT_DELIVERY_DELIVERED);
+    cmqtt_delivery_free(d);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("libcmqtt %s misuse tests\n", cmqtt_version());
     without_modem();
+    supervisor_without_modem();
     const char *port = argc > 1 ? argv[1] : getenv("CMQTT_PORT");
     const char *server = argc > 2 ? argv[2] : getenv("CMQTT_SERVER");
     if (!server || !*server) server = "tcp://127.0.0.1:1883";
     if (port && *port) {
         with_modem(port, server);
+        with_supervisor(port, server);
     } else {
         printf("\n(no PORT: skipped the checks that need a modem)\n");
     }

@@ -639,7 +639,20 @@ impl Engine {
             tls,
             op_timeout,
         };
-        mqtt::spawn_connect(&self.rt, params, op, self.inbox_tx.clone());
+        if self.offline {
+            // No network (fuzzing): a loopback broker that accepts everything.
+            let _ = params;
+            let (handle, rx) = mqtt::loopback_session(session);
+            self.loopback.push((session, rx));
+            let _ = self
+                .inbox_tx
+                .send(super::Inbox::Session(mqtt::SessionEvent::Connected {
+                    op,
+                    result: Ok(handle),
+                }));
+        } else {
+            mqtt::spawn_connect(&self.rt, params, op, self.inbox_tx.clone());
+        }
         self.mode = Mode::Wait(Wait {
             op,
             client: idx,

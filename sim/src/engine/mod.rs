@@ -99,6 +99,8 @@ enum Mode {
     Data(DataMode),
     Wait(Wait),
     Boot(Instant),
+    /// The port vanished: nothing is read until it is plugged in again.
+    Gone,
 }
 
 /// How a command failed.
@@ -133,6 +135,13 @@ pub(crate) struct Engine {
     resp: Vec<u8>,
     state: ModemState,
     next_id: u64,
+    /// No network: CONNECT gets a loopback session (see [`crate::fuzz_feed`]).
+    offline: bool,
+    /// The loopback sessions' command queues (offline only).
+    loopback: Vec<(
+        u64,
+        tokio::sync::mpsc::UnboundedReceiver<crate::mqtt::SessCmd>,
+    )>,
 }
 
 impl Engine {
@@ -163,6 +172,8 @@ impl Engine {
             resp: Vec::new(),
             state: ModemState::new(),
             next_id: 0,
+            offline: false,
+            loopback: Vec::new(),
         }
     }
 
@@ -195,6 +206,93 @@ impl Engine {
         }
     }
 
+    // ----- offline stepping (fuzzing) ---------------------------------------
+
+    /// Runs without network from now on: CONNECT reaches a loopback broker.
+    pub(crate) fn set_offline(&mut self) {
+        self.offline = true;
+    }
+
+    /// The power-on banner, as `run` prints it.
+    pub(crate) fn step_boot(&mut self) {
+        if self.boot_banner {
+            self.banner(true);
+        }
+    }
+
+    /// Host bytes, then everything they caused (offline).
+    pub(crate) fn step_bytes(&mut self, bytes: &[u8]) {
+        self.on_bytes(bytes);
+        self.pump();
+    }
+
+    /// A fault, then everything it caused (offline).
+    pub(crate) fn step_fault(&mut self, f: FaultCmd) {
+        self.on_fault(f);
+        self.pump();
+    }
+
+    /// Whatever the engine waits for (prompted data, a broker answer, the
+    /// end of a boot) times out now.
+    pub(crate) fn step_expire(&mut self) {
+        let now = Instant::now();
+        match &mut self.mode {
+            Mode::Data(d) => d.deadline = now,
+            Mode::Wait(w) => w.deadline = now,
+            Mode::Boot(t) => *t = now,
+            Mode::Line | Mode::Gone => {}
+        }
+        self.on_timeout();
+        self.pump();
+    }
+
+    /// Delivers queued session events and loopback answers until none is
+    /// left (offline).
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut events = Vec::new();
+            for (session, rx) in &mut self.loopback {
+                while let Ok(cmd) = rx.try_recv() {
+                    events.extend(crate::mqtt::loopback_answer(*session, cmd));
+                }
+            }
+            self.loopback.retain(|(_, rx)| !rx.is_closed());
+            for e in events {
+                self.on_session(e);
+            }
+            match self.inbox.try_recv() {
+                Ok(Inbox::Session(e)) => self.on_session(e),
+                Ok(Inbox::Fault(f)) => self.on_fault(f),
+                Ok(Inbox::Bytes(b)) => self.on_bytes(&b),
+                Ok(Inbox::Shutdown) | Err(_) => {
+                    if self.loopback.iter().all(|(_, rx)| rx.is_empty()) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The engine's buffers are within their bounds.
+    pub(crate) fn check_bounds(&self) {
+        assert!(
+            self.line.len() <= MAX_LINE,
+            "command line {}",
+            self.line.len()
+        );
+        assert!(
+            self.pending_input.len() <= MAX_PENDING_INPUT,
+            "pending input {}",
+            self.pending_input.len()
+        );
+        let held: usize = self.held.iter().map(Vec::len).sum();
+        assert!(held <= MAX_HELD, "held URCs {held}");
+        if let Mode::Data(d) = &self.mode {
+            assert!(d.buf.len() <= d.want, "data {} > {}", d.buf.len(), d.want);
+            assert!(d.want <= 10240, "prompt for {} bytes", d.want);
+        }
+    }
+
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -206,6 +304,7 @@ impl Engine {
             Mode::Data(d) => Some(d.deadline),
             Mode::Wait(w) => Some(w.deadline),
             Mode::Boot(t) => Some(*t),
+            Mode::Gone => None,
         }
     }
 
@@ -322,7 +421,7 @@ impl Engine {
             return;
         }
         match self.mode {
-            Mode::Boot(_) => {}
+            Mode::Boot(_) | Mode::Gone => {}
             Mode::Wait(_) => self.buffer_input(bytes),
             Mode::Line | Mode::Data(_) => self.feed(bytes),
         }
@@ -391,8 +490,8 @@ impl Engine {
                     self.buffer_input(&rest);
                     return;
                 }
-                Mode::Boot(_) => {
-                    // Rebooting: the rest is lost.
+                Mode::Boot(_) | Mode::Gone => {
+                    // Rebooting (or unplugged): the rest is lost.
                     return;
                 }
             }
@@ -704,6 +803,17 @@ impl Engine {
                 }
             }
             FaultCmd::Reset => self.reset(false),
+            FaultCmd::Vanish => {
+                // Like a power cut, and nothing runs until the port is back.
+                self.reset(false);
+                self.mode = Mode::Gone;
+            }
+            FaultCmd::Replugged => {
+                if matches!(self.mode, Mode::Gone) {
+                    // A fresh boot on the new port: echo on, RDY.
+                    self.reset(false);
+                }
+            }
         }
     }
 

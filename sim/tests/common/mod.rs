@@ -185,6 +185,28 @@ impl Host {
         })
     }
 
+    /// Waits until the device reports end of file or an error (the port
+    /// vanished); `true` if it did within `timeout`.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (m, c) = &*self.buf;
+        let mut g = m.lock().unwrap();
+        while !g.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            g = c.wait_timeout(g, deadline - now).unwrap().0;
+        }
+        true
+    }
+
+    /// Writes without asserting success.
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.w.write_all(bytes)?;
+        self.w.flush()
+    }
+
     /// What has arrived and not been consumed.
     pub fn pending(&self) -> Vec<u8> {
         self.buf.0.lock().unwrap().data.clone()
