@@ -403,8 +403,19 @@ impl Modem {
 
     /// Wait up to `timeout` for the next modem-level event (connection lost, no network, boot
     /// noise, unknown URCs, overflow reports). Messages go to their client's queue instead.
+    ///
+    /// When the queue itself overflowed, the next call returns an [`Event::Overflow`] saying
+    /// how many events were dropped so far, before the events that remain.
     pub fn recv_event(&self, timeout: Duration) -> Option<Event> {
-        self.session.shared().events.pop(Some(timeout))
+        let shared = self.session.shared();
+        let dropped = shared.events.dropped();
+        if dropped > shared.events_reported.swap(dropped, Ordering::SeqCst) {
+            return Some(Event::Overflow {
+                queue: shared.events.name(),
+                dropped,
+            });
+        }
+        shared.events.pop(Some(timeout))
     }
 
     /// Run `f` on the dispatch thread for every modem-level event instead of queueing it.

@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     closed: Mutex<Option<String>>,
     shutdown: AtomicBool,
     pub(crate) events: Queue<Event>,
+    /// How many of the event queue's own drops `recv_event` has reported.
+    pub(crate) events_reported: AtomicU64,
     pub(crate) messages: [Queue<Message>; 2],
     callbacks: Mutex<Callbacks>,
     dispatch: Mutex<Option<SyncSender<Dispatch>>>,
@@ -154,6 +156,7 @@ impl Engine {
             closed: Mutex::new(None),
             shutdown: AtomicBool::new(false),
             events: Queue::new("events", cap, cfg.overflow),
+            events_reported: AtomicU64::new(0),
             messages: [
                 Queue::new("client 0 messages", cap, cfg.overflow),
                 Queue::new("client 1 messages", cap, cfg.overflow),

@@ -577,6 +577,8 @@ fn run(inner: Arc<Inner>) {
     };
     let mut rng = seed();
     let mut attempt = 0u32;
+    // The first state is news too (set_state only reports changes).
+    emit(&inner, SupervisorEvent::State(State::Opening));
     while !inner.closing.load(Ordering::SeqCst) {
         match establish(&inner, &mut conn) {
             Ok(()) => {

@@ -528,9 +528,19 @@ fn a_flood_of_urcs_is_bounded_by_the_queue_and_reported() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(modem.signal_quality().unwrap(), (23, 0));
-    // The events queue's own overflow is counted (and logged at warn level): the newest 64
-    // events remain.
-    let ev = drain_events(&modem, Duration::from_millis(100));
+    // The events queue's own overflow is counted, logged at warn level and reported first by
+    // recv_event; the newest 64 events remain.
+    let mut ev = drain_events(&modem, Duration::from_millis(100));
+    match ev.first() {
+        Some(Event::Overflow {
+            queue: "events",
+            dropped,
+        }) => {
+            assert!(*dropped >= 100_000 - 64, "{dropped}")
+        }
+        other => panic!("expected the overflow report first, got {other:?}"),
+    }
+    ev.remove(0);
     assert!(ev.len() <= 64, "{} events kept", ev.len());
     assert!(
         ev.iter()
