@@ -108,6 +108,11 @@ pub struct Profile {
     pub start_timeout: Duration,
     /// Default `<timeout>` of `AT+CMQTTDISC` in seconds (0 = not set).
     pub disc_default_timeout: u32,
+    /// The modem answers `OK` at once to a command whose result line comes later (A76xx,
+    /// SIM7672X); SIM7600 prints the result line first, after the operation. On an OK-first
+    /// model a command that gets no `OK` within `command_timeout` was not taken (the modem
+    /// was rebooting or stalled), whatever its result may take.
+    pub ok_first: bool,
     /// How long to wait for `OK` after an asynchronous result line that came first; some
     /// SIM7600 firmware sends the result line and no `OK` at all.
     pub ok_grace: Duration,
@@ -130,6 +135,7 @@ impl Profile {
             has_nonet: false,
             start_timeout: Duration::from_millis(120_000),
             disc_default_timeout: 0,
+            ok_first: true,
             ok_grace: Duration::from_millis(300),
             command_timeout: Duration::from_secs(9),
         };
@@ -137,6 +143,7 @@ impl Profile {
             Model::A7600 => base,
             Model::Sim7600 => Profile {
                 version_dialect: VersionDialect::Accq,
+                ok_first: false,
                 ..base
             },
             Model::Sim7672x => Profile {

@@ -459,7 +459,20 @@ impl Shared {
             }
             self.write_all(data)?;
         }
-        let deadline = Instant::now() + req.timeout;
+        let sent_at = Instant::now();
+        let deadline = sent_at + req.timeout;
+        // On OK-first models the OK comes at once even when the result takes minutes: without
+        // it the modem did not take the command, and waiting the long timeout would only delay
+        // recovery.
+        let ok_wait = {
+            let p = self.profile.read();
+            if req.completion == Completion::ResultLine && p.ok_first {
+                req.timeout.min(p.command_timeout)
+            } else {
+                req.timeout
+            }
+        };
+        let ok_deadline = sent_at + ok_wait;
         let mut tx = self.tx.lock();
         loop {
             if tx.final_.is_some() {
@@ -483,17 +496,22 @@ impl Shared {
                 if let Some(r) = self.closed_reason() {
                     return Err(Error::Closed(r));
                 }
-                self.tx_cv.wait_until(&mut tx, deadline);
+                self.tx_cv.wait_until(&mut tx, ok_deadline);
             }
-            if Instant::now() >= deadline && tx.final_.is_none() && tx.deferred.is_none() {
-                if let Some(code) = tx.result {
-                    let lines = std::mem::take(&mut tx.lines);
-                    return result_to_phase1(req, code, lines);
+            let now = Instant::now();
+            if tx.final_.is_none() && tx.deferred.is_none() {
+                if now >= deadline {
+                    if let Some(code) = tx.result {
+                        let lines = std::mem::take(&mut tx.lines);
+                        return result_to_phase1(req, code, lines);
+                    }
                 }
-                return Err(Error::Timeout {
-                    command: req.name,
-                    timeout: req.timeout,
-                });
+                if tx.result.is_none() && now >= ok_deadline {
+                    return Err(Error::Timeout {
+                        command: req.name,
+                        timeout: ok_wait,
+                    });
+                }
             }
         }
     }
