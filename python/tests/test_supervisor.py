@@ -218,7 +218,7 @@ def test_publish_with_tickets_events_and_messages(
     assert "closed" in repr(sup)
     # Every transition was an event, in order; the last one is the stop (on this thread).
     states = events.states()
-    assert states[:3] == ["starting", "connecting", "connected"], states
+    assert states[:4] == ["opening", "starting", "connecting", "connected"], states
     assert states[-1] == "stopped"
     assert repr(events.items[-1]) == "SupervisorEvent(kind='state', state='stopped')"
     with pytest.raises(cmqtt.ClosedError):
