@@ -212,6 +212,20 @@ pub unsafe extern "C" fn cmqtt_client_is_connected(client: *const cmqtt_client) 
     })
 }
 
+/// The checks of every client call that talks to the modem (not from the trace callback, a
+/// non-NULL handle), then `f` on the core client.
+fn with_client(
+    client: *mut cmqtt_client,
+    f: impl FnOnce(&Client) -> cmqtt_core::Result<()>,
+) -> cmqtt_result {
+    guard(|| {
+        not_in_trace()?;
+        let c = unsafe { arg_ref(client, "client")? };
+        f(&c.client)?;
+        Ok(())
+    })
+}
+
 // ---- configuration ----------------------------------------------------------------------------
 
 /// `AT+CMQTTCFG="checkUTF8"`: whether the modem checks topics and messages for UTF-8.
@@ -220,12 +234,7 @@ pub unsafe extern "C" fn cmqtt_client_set_check_utf8(
     client: *mut cmqtt_client,
     on: bool,
 ) -> cmqtt_result {
-    guard(|| {
-        not_in_trace()?;
-        let c = unsafe { arg_ref(client, "client")? };
-        c.client.set_check_utf8(on)?;
-        Ok(())
-    })
+    with_client(client, |c| c.set_check_utf8(on))
 }
 
 /// `AT+CMQTTCFG="optimeout"`: the modem's send/receive operation timeout, 20..120 s.
@@ -234,12 +243,7 @@ pub unsafe extern "C" fn cmqtt_client_set_op_timeout(
     client: *mut cmqtt_client,
     seconds: u32,
 ) -> cmqtt_result {
-    guard(|| {
-        not_in_trace()?;
-        let c = unsafe { arg_ref(client, "client")? };
-        c.client.set_op_timeout(seconds)?;
-        Ok(())
-    })
+    with_client(client, |c| c.set_op_timeout(seconds))
 }
 
 /// `AT+CMQTTCFG="version"`: 3 (MQTT 3.1) or 4 (MQTT 3.1.1), on models that set it there
@@ -249,12 +253,7 @@ pub unsafe extern "C" fn cmqtt_client_set_version(
     client: *mut cmqtt_client,
     version: u8,
 ) -> cmqtt_result {
-    guard(|| {
-        not_in_trace()?;
-        let c = unsafe { arg_ref(client, "client")? };
-        c.client.set_version(version)?;
-        Ok(())
-    })
+    with_client(client, |c| c.set_version(version))
 }
 
 /// `AT+CMQTTSSLCFG`: the SSL context (0..9) this client's TLS connection uses.
@@ -263,12 +262,7 @@ pub unsafe extern "C" fn cmqtt_client_set_ssl_context(
     client: *mut cmqtt_client,
     ssl_ctx: u8,
 ) -> cmqtt_result {
-    guard(|| {
-        not_in_trace()?;
-        let c = unsafe { arg_ref(client, "client")? };
-        c.client.set_ssl_context(ssl_ctx)?;
-        Ok(())
-    })
+    with_client(client, |c| c.set_ssl_context(ssl_ctx))
 }
 
 /// Sets the will (topic, message bytes, QoS 0..2), sent with the next connect. Both are checked
