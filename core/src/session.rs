@@ -389,7 +389,6 @@ impl Shared {
         if let Some(r) = self.closed_reason() {
             return Err(Error::Closed(r));
         }
-        let started = Instant::now();
         {
             let mut tx = self.tx.lock();
             *tx = TxState {
@@ -401,7 +400,7 @@ impl Shared {
                 ..TxState::default()
             };
         }
-        let outcome = self.run(req, started);
+        let outcome = self.run(req);
         {
             let mut tx = self.tx.lock();
             tx.active = false;
@@ -415,7 +414,7 @@ impl Shared {
         }
     }
 
-    fn run(&self, req: &Request<'_>, started: Instant) -> Result<Phase1> {
+    fn run(&self, req: &Request<'_>) -> Result<Phase1> {
         if req.data.is_some() {
             self.awaiting_prompt.store(true, Ordering::SeqCst);
         }
@@ -432,7 +431,7 @@ impl Shared {
                 if tx.final_.is_some() {
                     // Refused before the prompt (e.g. "+CMQTTTOPIC: 0,11" then ERROR).
                     self.wait_late_code(req, &mut tx);
-                    return self.finish(req, &mut tx, started);
+                    return self.finish(req, &mut tx);
                 }
                 if let Some(r) = self.closed_reason() {
                     return Err(Error::Closed(r));
@@ -477,7 +476,7 @@ impl Shared {
         loop {
             if tx.final_.is_some() {
                 self.wait_late_code(req, &mut tx);
-                return self.finish(req, &mut tx, started);
+                return self.finish(req, &mut tx);
             }
             if let Some(code) = tx.result {
                 // The result line came first; give the OK a moment, then accept it alone
@@ -528,7 +527,7 @@ impl Shared {
     }
 
     /// The final result code has arrived.
-    fn finish(&self, req: &Request<'_>, tx: &mut TxState, _started: Instant) -> Result<Phase1> {
+    fn finish(&self, req: &Request<'_>, tx: &mut TxState) -> Result<Phase1> {
         let lines = std::mem::take(&mut tx.lines);
         match tx.final_.clone() {
             Some(Final::Ok) => {

@@ -158,6 +158,16 @@ impl SupervisorConfig {
         }
     }
 
+    /// The profile the modem will have as far as the configuration says (the forced profile or
+    /// model; the A7600 profile when the modem is to be identified).
+    fn expected_profile(&self) -> crate::Profile {
+        self.modem
+            .profile
+            .clone()
+            .or(self.modem.model.map(crate::Profile::for_model))
+            .unwrap_or_default()
+    }
+
     /// Checks every setting that can be checked without a modem, with the same checks the
     /// commands make before a byte is sent (client index and id, server, keepalive, credentials,
     /// will, subscriptions, SSL context number, certificate names, publish timeout, backoff).
@@ -166,12 +176,7 @@ impl SupervisorConfig {
     /// once.
     pub fn validate(&self) -> Result<()> {
         use crate::command::{self, validate as v, Command};
-        let p = self
-            .modem
-            .profile
-            .clone()
-            .or(self.modem.model.map(crate::Profile::for_model))
-            .unwrap_or_default();
+        let p = self.expected_profile();
         command::Accq {
             index: self.index,
             client_id: self.client.client_id.clone(),
@@ -365,6 +370,13 @@ impl Supervisor {
         })
     }
 
+    /// The open modem's profile, or the one the configuration expects while none is open.
+    fn profile(&self) -> crate::Profile {
+        self.modem()
+            .map(|m| m.profile())
+            .unwrap_or_else(|| self.inner.cfg.lock().expected_profile())
+    }
+
     /// Queue a publish; it is sent in order as soon as the client is connected. The returned
     /// [`Delivery`] tells when the modem reported it sent (for QoS 1/2: acknowledged).
     /// With a full outbox this follows [`OutboxConfig::when_full`] (blocking up to the publish
@@ -378,14 +390,7 @@ impl Supervisor {
     ) -> Result<Delivery> {
         let topic = topic.as_ref();
         // Arguments that can never be sent are refused now, not after a reconnect.
-        let p = self.modem().map(|m| m.profile()).unwrap_or_else(|| {
-            let cfg = self.inner.cfg.lock();
-            cfg.modem
-                .profile
-                .clone()
-                .or(cfg.modem.model.map(crate::Profile::for_model))
-                .unwrap_or_default()
-        });
+        let p = self.profile();
         crate::command::validate::qos(qos)?;
         crate::command::validate::len("topic", topic.len(), 1, p.max_topic)?;
         if payload.len() > p.max_payload {
@@ -424,7 +429,7 @@ impl Supervisor {
     pub fn subscribe(&self, topic: impl AsRef<[u8]>, qos: u8) -> Result<()> {
         let topic = topic.as_ref().to_vec();
         crate::command::validate::qos(qos)?;
-        crate::command::validate::len("topic", topic.len(), 1, 1024)?;
+        crate::command::validate::len("topic", topic.len(), 1, self.profile().max_topic)?;
         {
             let mut cfg = self.inner.cfg.lock();
             cfg.subscriptions.retain(|(t, _)| *t != topic);
