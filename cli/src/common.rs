@@ -42,6 +42,10 @@ impl ModelArg {
     }
 }
 
+/// The longest `--sync-timeout` and `--connect-timeout`: a day. Larger values are usage errors
+/// (they used to overflow the clock and panic).
+pub const MAX_WAIT_S: u64 = 86_400;
+
 /// Which serial port, and how to talk to the modem on it.
 #[derive(Debug, Clone, Args)]
 pub struct PortArgs {
@@ -50,13 +54,13 @@ pub struct PortArgs {
     #[arg(long, value_name = "DEV", env = "CMQTT_PORT")]
     pub port: String,
     /// Baud rate (USB interfaces ignore it; UARTs need the modem's rate).
-    #[arg(long, value_name = "N", default_value_t = 115200, env = "CMQTT_BAUD")]
+    #[arg(long, value_name = "N", default_value_t = 115200, env = "CMQTT_BAUD", value_parser = clap::value_parser!(u32).range(1..))]
     pub baud: u32,
     /// Modem family; identified with AT+CGMM when not given.
     #[arg(long, value_enum, value_name = "MODEL")]
     pub model: Option<ModelArg>,
-    /// Seconds to keep sending AT until the modem answers OK.
-    #[arg(long, value_name = "S", default_value_t = 10)]
+    /// Seconds to keep sending AT until the modem answers OK (at most a day).
+    #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_S))]
     pub sync_timeout: u64,
 }
 
@@ -107,8 +111,8 @@ pub struct BrokerArgs {
     /// modem's own]
     #[arg(short = 'V', long, value_enum, value_name = "VERSION")]
     pub protocol_version: Option<ProtocolVersion>,
-    /// Seconds to wait for the broker to accept the connection.
-    #[arg(long, value_name = "S", default_value_t = 120)]
+    /// Seconds to wait for the broker to accept the connection (at most a day).
+    #[arg(long, value_name = "S", default_value_t = 120, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_S))]
     pub connect_timeout: u64,
     /// Which of the modem's two MQTT clients to use.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
@@ -197,31 +201,26 @@ pub fn open_modem(args: &PortArgs, trace: bool) -> Result<Modem, Failure> {
         let stream = std::net::TcpStream::connect(addr.trim_end_matches('/')).map_err(|e| {
             Failure::new(code::PORT, format!("cannot connect to {}: {e}", args.port))
         })?;
-        return Modem::with_tcp(stream, opts)
-            .map_err(|e| Failure::cmqtt(format!("modem on {}", args.port), e));
+        let modem = Modem::with_tcp(stream, opts)
+            .map_err(|e| Failure::cmqtt(format!("modem on {}", args.port), e))?;
+        crate::interrupt::watch(&modem);
+        return Ok(modem);
     }
-    Modem::open_with(&args.port, args.baud, opts).map_err(|e| match e {
+    let modem = Modem::open_with(&args.port, args.baud, opts).map_err(|e| match e {
         // Already names the port.
         e @ Error::Serial { .. } => Failure::new(code::PORT, format!("cannot open {e}")),
         e => Failure::cmqtt(format!("modem on {}", args.port), e),
-    })
+    })?;
+    crate::interrupt::watch(&modem);
+    Ok(modem)
 }
 
 // ---- Ctrl-C ----------------------------------------------------------------------------------
 
-/// Set by SIGINT/SIGTERM once [`install_signal_handlers`] ran. A second signal exits at once.
+/// Set by SIGINT/SIGTERM once [`install_signal_handlers`] ran. The first signal also ends
+/// the wait for the modem at once (see [`crate::interrupt`]); a second one exits at once.
 pub fn install_signal_handlers() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // Order matters: the conditional shutdown sees the flag before this signal sets it.
-        let _ = signal_hook::flag::register_conditional_shutdown(
-            sig,
-            code::INTERRUPTED as i32,
-            flag.clone(),
-        );
-        let _ = signal_hook::flag::register(sig, flag.clone());
-    }
-    flag
+    crate::interrupt::install()
 }
 
 pub fn check_interrupted(flag: &AtomicBool) -> Result<(), Failure> {
@@ -439,6 +438,8 @@ impl MqttSession {
     }
 
     fn close(&mut self) {
+        // After Ctrl-C the clean-up gets a short budget (see crate::interrupt).
+        crate::interrupt::cleanup_started();
         if let Some(c) = self.client.take() {
             if c.is_connected() {
                 let _ = c.disconnect(Duration::ZERO);
@@ -540,18 +541,13 @@ impl TlsFiles {
         let load =
             |p: &Option<PathBuf>, stem: &str| -> Result<Option<(String, Vec<u8>)>, Failure> {
                 let Some(p) = p else { return Ok(None) };
-                let data = std::fs::read(p)
-                    .map_err(|e| Failure::other(format!("cannot read {}: {e}", p.display())))?;
+                let data = read_file_bounded(
+                    p,
+                    cmqtt::command::MAX_CERT_LEN,
+                    "the modem's certificate store takes",
+                )?;
                 if data.is_empty() {
                     return Err(Failure::usage(format!("{} is empty", p.display())));
-                }
-                if data.len() > cmqtt::command::MAX_CERT_LEN {
-                    return Err(Failure::usage(format!(
-                        "{} is {} bytes; the modem's certificate store takes at most {}",
-                        p.display(),
-                        data.len(),
-                        cmqtt::command::MAX_CERT_LEN
-                    )));
                 }
                 Ok(Some((store_name(stem, p), data)))
             };
@@ -561,6 +557,35 @@ impl TlsFiles {
             key: load(&t.key, "cmqtt_key")?,
         })
     }
+}
+
+/// Reads at most `limit` bytes from `r` (`Read::take`: `/dev/zero` or an endless pipe costs
+/// `limit + 1` bytes, never more); more than `limit` is a usage error naming `what` and the
+/// limit (`takes`: who takes at most `limit` bytes, e.g. "one publish carries").
+pub fn read_bounded(
+    r: impl std::io::Read,
+    limit: usize,
+    what: &str,
+    takes: &str,
+) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    r.take(limit as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| Failure::other(format!("cannot read {what}: {e}")))?;
+    if data.len() > limit {
+        return Err(Failure::usage(format!(
+            "{what} is larger than {limit} bytes: {takes} at most {limit} bytes"
+        )));
+    }
+    Ok(data)
+}
+
+/// [`read_bounded`] on the file `p`.
+pub fn read_file_bounded(p: &Path, limit: usize, takes: &str) -> Result<Vec<u8>, Failure> {
+    let f = std::fs::File::open(p)
+        .map_err(|e| Failure::other(format!("cannot read {}: {e}", p.display())))?;
+    read_bounded(f, limit, &p.display().to_string(), takes)
 }
 
 /// The name in the modem's store: fixed stem, the file's own extension (`.der` matters to some

@@ -6,6 +6,7 @@ mod common;
 mod demo;
 mod failure;
 mod info;
+mod interrupt;
 mod ports;
 mod publish;
 mod sim;
@@ -100,6 +101,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::from(code::OK),
+        // Whatever the interrupted wait returned, the user asked to stop.
+        Err(_) if interrupt::interrupted() => {
+            report(&Failure::new(code::INTERRUPTED, "interrupted"))
+        }
         Err(f) => report(&f),
     }
 }

@@ -1,13 +1,13 @@
 //! `cmqtt pub`: one message, like mosquitto_pub.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
 
 use crate::common::{
-    check_interrupted, install_signal_handlers, open_modem, BrokerArgs, MqttSession, PortArgs,
+    check_interrupted, install_signal_handlers, open_modem, read_bounded, read_file_bounded,
+    BrokerArgs, ModelArg, MqttSession, PortArgs,
 };
 use crate::failure::Failure;
 
@@ -98,19 +98,36 @@ pub fn run(a: PubArgs, trace: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The message, read before the modem is opened. A file or stdin is read only up to the
+/// largest payload the model (any model, when `--model` is not given) can publish, plus one
+/// byte: `-f /dev/zero` fails at once instead of filling the memory.
 fn read_payload(a: &PubArgs) -> Result<Vec<u8>, Failure> {
+    let limit = max_payload(a.port.model);
+    let takes = "one publish carries";
     if let Some(m) = &a.message {
         Ok(m.as_bytes().to_vec())
     } else if let Some(f) = &a.file {
-        std::fs::read(f).map_err(|e| Failure::other(format!("cannot read {}: {e}", f.display())))
+        read_file_bounded(f, limit, takes)
     } else if a.stdin_message {
-        let mut v = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut v)
-            .map_err(|e| Failure::other(format!("cannot read stdin: {e}")))?;
-        Ok(v)
+        read_bounded(std::io::stdin().lock(), limit, "stdin", takes)
     } else {
         Ok(Vec::new())
+    }
+}
+
+/// The largest payload `model` takes in one publish; the largest of all models when unknown.
+fn max_payload(model: Option<ModelArg>) -> usize {
+    let of = |m: cmqtt::Model| cmqtt::Profile::for_model(m).max_payload;
+    match model {
+        Some(m) => of(m.to_cmqtt()),
+        None => [
+            cmqtt::Model::A7600,
+            cmqtt::Model::Sim7600,
+            cmqtt::Model::Sim7672x,
+        ]
+        .into_iter()
+        .map(of)
+        .max()
+        .unwrap_or(0),
     }
 }

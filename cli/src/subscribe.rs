@@ -27,8 +27,9 @@ pub struct SubArgs {
     /// Exit (0) after COUNT messages.
     #[arg(short = 'C', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
-    /// Give up after SECONDS, counted from the subscription; exits 27 (like mosquitto_sub).
-    #[arg(short = 'W', long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Give up after SECONDS (1..=4294967295), counted from the subscription; exits 27 (like
+    /// mosquitto_sub).
+    #[arg(short = 'W', long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
     pub timeout: Option<u64>,
     /// Print the topic before the payload: `topic payload`.
     #[arg(short = 'v', long)]
@@ -55,7 +56,10 @@ pub fn run(a: SubArgs, trace: bool) -> Result<(), Failure> {
         .subscribe(&topics)
         .map_err(|e| Failure::cmqtt(format!("subscribing to {}", a.topic.join(", ")), e))?;
 
-    let deadline = a.timeout.map(|s| Instant::now() + Duration::from_secs(s));
+    // Saturated: a deadline beyond what the clock can hold is no deadline.
+    let deadline = a
+        .timeout
+        .and_then(|s| Instant::now().checked_add(Duration::from_secs(s)));
     let mut received: u64 = 0;
     let mut out = std::io::stdout().lock();
     let outcome = loop {

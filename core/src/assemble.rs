@@ -27,6 +27,9 @@ struct Partial {
 #[derive(Debug)]
 pub struct Assembler {
     slots: [Option<Partial>; 2],
+    /// A message of this client was reported lost ([`Assembler::lost`]): its remaining chunks
+    /// and its `+CMQTTRXEND` are dropped quietly instead of each being reported again.
+    lost: [bool; 2],
     max_topic: usize,
     max_payload: usize,
 }
@@ -36,6 +39,7 @@ impl Assembler {
     pub fn new(max_topic: usize, max_payload: usize) -> Self {
         Assembler {
             slots: [None, None],
+            lost: [false, false],
             max_topic,
             max_payload,
         }
@@ -47,6 +51,7 @@ impl Assembler {
             return Assembled::Malformed(format!("+CMQTTRXSTART for client {client} (not 0 or 1)"));
         };
         let previous = slot.take();
+        self.lost[client as usize] = false;
         let (t, p) = (topic_len as usize, payload_len as usize);
         if t > self.max_topic || p > self.max_payload {
             return Assembled::Malformed(format!(
@@ -88,6 +93,9 @@ impl Assembler {
             return Assembled::Malformed(format!("+CMQTT{what} for client {client} (not 0 or 1)"));
         };
         let Some(p) = slot.as_mut() else {
+            if self.lost[client as usize] {
+                return Assembled::Pending;
+            }
             return Assembled::Malformed(format!(
                 "+CMQTT{what}: {client},{} without +CMQTTRXSTART",
                 data.len()
@@ -115,6 +123,9 @@ impl Assembler {
             return Assembled::Malformed(format!("+CMQTTRXEND for client {client} (not 0 or 1)"));
         };
         let Some(p) = slot.take() else {
+            if std::mem::take(&mut self.lost[client as usize]) {
+                return Assembled::Pending;
+            }
             return Assembled::Malformed(format!("+CMQTTRXEND: {client} without +CMQTTRXSTART"));
         };
         if p.topic.len() != p.topic_total || p.payload.len() != p.payload_total {
@@ -131,6 +142,55 @@ impl Assembler {
             topic: p.topic,
             payload: p.payload,
         })
+    }
+
+    /// A `+CMQTTRXTOPIC` (`topic`) or `+CMQTTRXPAYLOAD` block of `client` stopped after the
+    /// bytes `arrived` of its `announced` (bytes were lost on the line) and was abandoned: the
+    /// message it belonged to is dropped, and this says which it was (client, topic as far as it
+    /// is known). Until the next `+CMQTTRXSTART` of that client, the rest of the lost message
+    /// (chunks, `+CMQTTRXEND`) is dropped without a report of its own.
+    pub fn lost(&mut self, client: u32, topic: bool, arrived: &[u8], announced: usize) -> String {
+        let what = if topic { "RXTOPIC" } else { "RXPAYLOAD" };
+        let block = format!(
+            "its +CMQTT{what} block stopped after {} of {announced} bytes (bytes lost on the line)",
+            arrived.len()
+        );
+        let shown = |t: &[u8]| {
+            // A topic is at most 1024 bytes; the report shows the start of it.
+            let t = &t[..t.len().min(128)];
+            format!("{:?}", String::from_utf8_lossy(t))
+        };
+        let Some(slot) = self.slots.get_mut(client as usize) else {
+            return format!("client {client} (not 0 or 1): a received message was lost: {block}");
+        };
+        self.lost[client as usize] = true;
+        let partial = slot.take();
+        let about = match (&partial, topic) {
+            (Some(p), false) if p.topic.len() == p.topic_total => format!(
+                "on topic {} ({} of {} payload bytes)",
+                shown(&p.topic),
+                p.payload.len() + arrived.len(),
+                p.payload_total
+            ),
+            (Some(p), _) => {
+                let mut t = p.topic.clone();
+                if topic {
+                    t.extend_from_slice(arrived);
+                }
+                format!(
+                    "with a {}-byte topic starting {} and {} payload bytes",
+                    p.topic_total,
+                    shown(&t),
+                    p.payload_total
+                )
+            }
+            (None, true) => format!(
+                "with a topic starting {} (its +CMQTTRXSTART was not seen)",
+                shown(arrived)
+            ),
+            (None, false) => "(its +CMQTTRXSTART was not seen)".to_string(),
+        };
+        format!("client {client}: a received message {about} was lost: {block}")
     }
 
     /// Whether a message is being received on any client.
@@ -180,6 +240,30 @@ mod tests {
         a.start(1, 1, 1);
         assert!(matches!(a.payload(1, b"xx"), Assembled::Malformed(_)));
         assert!(!a.in_progress());
+    }
+
+    #[test]
+    fn a_lost_block_drops_its_message_and_the_rest_of_it_quietly() {
+        let mut a = Assembler::new(1024, 10240);
+        a.start(0, 10, 5);
+        let why = a.lost(0, true, b"sens", 10);
+        assert!(why.contains("client 0") && why.contains("lost"), "{why}");
+        assert!(why.contains("RXTOPIC") && why.contains("4 of 10"), "{why}");
+        assert!(why.contains("starting \"sens\""), "{why}");
+        assert!(!a.in_progress());
+        // The rest of the lost message: no second report.
+        assert_eq!(a.payload(0, b"12345"), Assembled::Pending);
+        assert_eq!(a.end(0), Assembled::Pending);
+        // Then it is back to normal.
+        assert!(matches!(a.end(0), Assembled::Malformed(_)));
+        a.start(1, 3, 5);
+        a.topic(1, b"a/b");
+        let why = a.lost(1, false, b"12", 5);
+        assert!(why.contains("on topic \"a/b\""), "{why}");
+        a.start(1, 1, 1);
+        a.topic(1, b"c");
+        a.payload(1, b"d");
+        assert!(matches!(a.end(1), Assembled::Message(_)));
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub struct Client {
     /// The modem's restart count when this client was acquired: after a restart the modem no
     /// longer knows the client, and there is nothing to release.
     generation: u64,
+    /// Identifies this handle to the callback slots: a stale handle clears only its own.
+    token: u64,
     /// Serialises multi-command operations of this client.
     op: Mutex<()>,
     check_utf8: AtomicBool,
@@ -171,17 +173,18 @@ impl Client {
             tls: o.tls,
             version: accq_version,
         })?;
-        let generation = session.shared().generation.load(Ordering::SeqCst);
+        let generation = session.shared().health.generation();
         let client = Client {
             session,
             index,
             released: AtomicBool::new(false),
             generation,
+            token: crate::dispatch::new_token(),
             op: Mutex::new(()),
             check_utf8: AtomicBool::new(true),
             subtopic_broken: AtomicBool::new(false),
         };
-        client.session.shared().connected[index as usize].store(false, Ordering::SeqCst);
+        client.session.shared().health.set_connected(index, false);
         // Configuration belongs to the acquired client: if any of it fails, release again.
         let configured = (|| {
             if let (Some(v), VersionDialect::Cfg) = (o.version, profile.version_dialect) {
@@ -215,7 +218,7 @@ impl Client {
     /// Whether the client is connected, as far as the host knows (updated by connect,
     /// disconnect, `+CMQTTCONNLOST`, `+CMQTTNONET` and `RDY`).
     pub fn is_connected(&self) -> bool {
-        self.session.shared().connected[self.index as usize].load(Ordering::SeqCst)
+        self.session.shared().health.is_connected(self.index)
     }
 
     fn live(&self) -> Result<()> {
@@ -243,7 +246,7 @@ impl Client {
     }
 
     fn stale(&self) -> bool {
-        self.session.shared().generation.load(Ordering::SeqCst) != self.generation
+        self.session.shared().health.generation() != self.generation
     }
 
     fn topic_ok(&self, param: &'static str, t: &[u8]) -> Result<()> {
@@ -339,7 +342,7 @@ impl Client {
             password: o.password.as_deref(),
             timeout: o.timeout,
         })?;
-        self.session.shared().connected[self.index as usize].store(true, Ordering::SeqCst);
+        self.session.shared().health.set_connected(self.index, true);
         Ok(())
     }
 
@@ -358,7 +361,7 @@ impl Client {
             timeout: secs,
         });
         if r.is_ok() || matches!(&r, Err(e) if e.err_code() == Some(crate::ErrCode::NoConnection)) {
-            self.session.shared().connected[self.index as usize].store(false, Ordering::SeqCst);
+            self.session.shared().health.set_connected(self.index, false);
         }
         r
     }
@@ -422,6 +425,7 @@ impl Client {
             Some(payload_cmd.request(&p)?)
         };
         let pub_req = pub_cmd.request(&p)?;
+        command::validate::publish_topic("topic", m.topic)?;
         self.topic_ok("topic", m.topic)?;
         if !self.is_connected() {
             return Err(Error::NotConnected { client: self.index });
@@ -453,6 +457,7 @@ impl Client {
                 qos: *q,
             }
             .request(&p)?;
+            command::validate::topic_filter("topic", t.as_ref())?;
             self.topic_ok("topic", t.as_ref())?;
         }
         if !self.is_connected() {
@@ -514,6 +519,7 @@ impl Client {
                 topic: t.as_ref(),
             }
             .request(&p)?;
+            command::validate::topic_filter("topic", t.as_ref())?;
             self.topic_ok("topic", t.as_ref())?;
         }
         if !self.is_connected() {
@@ -584,26 +590,47 @@ impl Client {
         self.session.shared().messages[self.index as usize].dropped()
     }
 
-    /// Run `f` on the library's dispatch thread for every message instead of queueing it. `f`
-    /// runs with no lock held and may call any method of this client (publish included).
+    /// Run `f` on the library's dispatch thread for every message: the dispatch thread drains
+    /// this client's message queue into it (the queue [`Client::recv_timeout`] reads, so there
+    /// is no second queue). `f` runs with no lock held and may call any method of this client
+    /// (publish included). A slow `f` makes the queue fill; when full it drops the oldest
+    /// message (counted in [`Client::dropped_messages`], reported as [`crate::Event::Overflow`]),
+    /// while connection losses are never delayed behind messages (see [`crate::Health`]).
+    ///
+    /// Replacing a callback returns once the replaced one has returned (at once when called from
+    /// a callback). The callback belongs to this handle: a stale handle of the same index (from
+    /// before a modem restart) cannot clear it.
     pub fn on_message(&self, f: impl Fn(&Message) + Send + Sync + 'static) {
         let cb: MessageCallback = Arc::new(f);
-        self.session.shared().set_on_message(self.index, Some(cb));
+        self.session
+            .shared()
+            .set_on_message(self.index, self.token, cb);
     }
 
     /// Run `f(client, cause)` on the dispatch thread when the broker connection is lost.
+    /// [`Client::on_message`] without waiting for the replaced callback to return (for the
+    /// supervisor's forwarder, which must not stall behind a user's slow callback).
+    pub(crate) fn on_message_nowait(&self, f: impl Fn(&Message) + Send + Sync + 'static) {
+        let cb: MessageCallback = Arc::new(f);
+        self.session
+            .shared()
+            .set_on_message_nowait(self.index, self.token, cb);
+    }
+
     pub fn on_connection_lost(&self, f: impl Fn(u8, u8) + Send + Sync + 'static) {
         let cb: ConnectionLostCallback = Arc::new(f);
         self.session
             .shared()
-            .set_on_connection_lost(self.index, Some(cb));
+            .set_on_connection_lost(self.index, self.token, cb);
     }
 
-    /// Remove both callbacks (messages are queued again).
+    /// Remove both callbacks of this handle (messages are queued again). Returns once they are
+    /// no longer running (at once when called from a callback). Release and drop clear them
+    /// too, without waiting.
     pub fn clear_callbacks(&self) {
-        let s = self.session.shared();
-        s.set_on_message(self.index, None);
-        s.set_on_connection_lost(self.index, None);
+        self.session
+            .shared()
+            .clear_client_callbacks(self.index, self.token);
     }
 
     // ---- release -----------------------------------------------------------------------------
@@ -624,7 +651,12 @@ impl Client {
         if self.released.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        self.clear_callbacks();
+        // This handle's callbacks only (a newer handle for the same index keeps its own), and
+        // without waiting for one that is running: releasing is about the modem, and a release
+        // from a thread that the callback waits for must not deadlock.
+        self.session
+            .shared()
+            .clear_client_callbacks_nowait(self.index, self.token);
         if self.stale() {
             return Ok(());
         }
@@ -638,7 +670,7 @@ impl Client {
                 },
                 limit,
             );
-            self.session.shared().connected[self.index as usize].store(false, Ordering::SeqCst);
+            self.session.shared().health.set_connected(self.index, false);
         }
         self.session
             .execute_within(&command::Rel { index: self.index }, limit)

@@ -88,6 +88,81 @@ impl Default for DigestOptions {
 
 /// Find the next unit at the front of `buf`. Pure: same input, same output; never panics.
 pub fn digest<'a>(buf: &'a [u8], opts: &DigestOptions) -> Digested<'a> {
+    digest_with(buf, opts, true)
+}
+
+/// Like [`digest`], but no length-counted block is taken: a `+CMQTTRXTOPIC` /
+/// `+CMQTTRXPAYLOAD` header is returned as [`Unit::Invalid`] and the bytes after it are read
+/// as lines. For the bytes held by a block that was abandoned (see [`pending_block`]): bytes were
+/// lost in it, so what follows cannot be trusted to be counted right, and an answer among them
+/// must be read as the line it is.
+pub fn digest_lines<'a>(buf: &'a [u8], opts: &DigestOptions) -> Digested<'a> {
+    digest_with(buf, opts, false)
+}
+
+/// A length-counted block at the front of a buffer whose header has arrived but not all of the
+/// bytes it announced: what [`pending_block`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingBlock {
+    /// `+CMQTTRXTOPIC` (true) or `+CMQTTRXPAYLOAD` (false).
+    pub topic: bool,
+    /// The client index of the header.
+    pub client: u32,
+    /// The length the header announced.
+    pub announced: usize,
+    /// How many of those bytes are in the buffer.
+    pub arrived: usize,
+    /// Where the block's data starts in the buffer (after the header and its line ending).
+    pub data_start: usize,
+}
+
+/// When [`digest`] returns [`Digested::Incomplete`] for `buf` because a block's data has not
+/// all arrived: which block, and how much of it is here. `None` otherwise (nothing pending, a
+/// line without its end, a header without its line end). Pure, like [`digest`].
+///
+/// The modem writes each block in one go: a block still incomplete after the line has been
+/// quiet for a while lost bytes on the way (a UART overrun), and waiting longer would only
+/// swallow the answers that come next.
+pub fn pending_block(buf: &[u8], opts: &DigestOptions) -> Option<PendingBlock> {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let rest = &buf[start..];
+    if opts.awaiting_prompt && rest[0] == b'>' {
+        return None;
+    }
+    let max_line = opts.max_line.max(1);
+    let window = &rest[..rest.len().min(max_line + 1)];
+    let end = memchr2(b'\r', b'\n', window)?;
+    let after_line = match (rest[end], rest.get(end + 1)) {
+        (b'\r', Some(b'\n')) => end + 2,
+        (b'\r', None) => return None,
+        _ => end + 1,
+    };
+    let line = trim_end(&rest[..end]);
+    let (topic, args) = if let Some(a) = line.strip_prefix(b"+CMQTTRXTOPIC:") {
+        (true, a)
+    } else {
+        (false, line.strip_prefix(b"+CMQTTRXPAYLOAD:")?)
+    };
+    let mut it = args.split(|&b| b == b',').map(parse_u32);
+    let (Some(Some(client)), Some(Some(len)), None) = (it.next(), it.next(), it.next()) else {
+        return None;
+    };
+    let announced = len as usize;
+    if announced > opts.max_block {
+        return None;
+    }
+    let data_start = start + after_line;
+    let arrived = buf.len() - data_start;
+    (arrived < announced).then_some(PendingBlock {
+        topic,
+        client,
+        announced,
+        arrived,
+        data_start,
+    })
+}
+
+fn digest_with<'a>(buf: &'a [u8], opts: &DigestOptions, blocks: bool) -> Digested<'a> {
     let start = buf
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
@@ -145,12 +220,15 @@ pub fn digest<'a>(buf: &'a [u8], opts: &DigestOptions) -> Digested<'a> {
         return line_unit(Unit::Echo(trimmed));
     }
     if let Some(args) = trimmed.strip_prefix(b"+CMQTTRX") {
+        if !blocks && is_block_header(trimmed) {
+            return line_unit(Unit::Invalid(trimmed));
+        }
         return rx_unit(buf, start, after_line, trimmed, args, opts);
     }
     line_unit(Unit::Line(trimmed))
 }
 
-fn is_block_header(line: &[u8]) -> bool {
+pub(crate) fn is_block_header(line: &[u8]) -> bool {
     line.starts_with(b"+CMQTTRXTOPIC:") || line.starts_with(b"+CMQTTRXPAYLOAD:")
 }
 
@@ -353,6 +431,55 @@ mod tests {
         assert_eq!(
             digest(b"+CMQTTRXTOPIC: 0,3\r\nab", &o),
             Digested::Incomplete { skip: 0 }
+        );
+    }
+
+    #[test]
+    fn pending_blocks_are_reported_and_read_as_lines_when_abandoned() {
+        let o = opts();
+        let s = b"\r\n+CMQTTRXTOPIC: 0,50\r\nsensors/\r\n+CMQTTDISC: 0,0\r\nOK\r\n";
+        assert_eq!(digest(s, &o), Digested::Incomplete { skip: 2 });
+        let p = pending_block(s, &o).unwrap();
+        assert_eq!(
+            p,
+            PendingBlock {
+                topic: true,
+                client: 0,
+                announced: 50,
+                arrived: s.len() - 23,
+                data_start: 23,
+            }
+        );
+        let mut rest = &s[p.data_start..];
+        let mut units = Vec::new();
+        while let Digested::Unit { used, unit } = digest_lines(rest, &o) {
+            units.push(unit);
+            rest = &rest[used..];
+        }
+        assert_eq!(
+            units,
+            vec![
+                Unit::Line(b"sensors/"),
+                Unit::Line(b"+CMQTTDISC: 0,0"),
+                Unit::Final(Final::Ok)
+            ]
+        );
+        // Complete blocks, partial lines and headers without their line end are not pending.
+        assert_eq!(pending_block(b"+CMQTTRXPAYLOAD: 1,2\r\nab", &o), None);
+        assert_eq!(pending_block(b"+CMQTTRXPAYLOAD: 1,2\r", &o), None);
+        assert_eq!(pending_block(b"+CMQTTRXPAYL", &o), None);
+        assert_eq!(pending_block(b"+CMQTTRXPAYLOAD: 0,99999\r\n", &o), None);
+        assert_eq!(
+            pending_block(b"+CMQTTRXPAYLOAD: 1,3\r\nab", &o).map(|p| (p.topic, p.client)),
+            Some((false, 1))
+        );
+        // With no blocks taken, a header is only an invalid line.
+        assert_eq!(
+            digest_lines(b"+CMQTTRXPAYLOAD: 0,2\r\nOK\r\n", &o),
+            Digested::Unit {
+                used: 22,
+                unit: Unit::Invalid(b"+CMQTTRXPAYLOAD: 0,2")
+            }
         );
     }
 

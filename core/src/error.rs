@@ -297,9 +297,98 @@ pub enum Error {
     /// The modem does not support this command or form (for this model).
     #[error("{0} is not supported by this model")]
     Unsupported(&'static str),
+    /// The outbox is full and its policy is [`crate::WhenFull::Error`] (or a blocking publish
+    /// found no room in time, or was called from a callback, where it must not block).
+    #[error("the outbox is full ({waiting} waiting); wait for deliveries (Supervisor::flush), raise its capacity, or choose WhenFull::DropOldest")]
+    OutboxFull {
+        /// Publishes waiting in it.
+        waiting: usize,
+    },
+    /// A queued publish will never be delivered: failed (its reason says why) or dropped from a
+    /// full outbox.
+    #[error("publish {id} was {status}: {reason}")]
+    DeliveryFailed {
+        /// The [`crate::Delivery::id`].
+        id: u64,
+        /// `"failed"` or `"dropped"`.
+        status: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What kind of failure an [`Error`] is: the one mapping from which C result codes, Python
+/// exceptions and CLI exit codes are all derived (never from the message text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A bad argument or configuration; nothing was sent.
+    InvalidArgument,
+    /// The modem refused the command (its `<err>` code, if any, is in [`Error::modem_code`]).
+    Modem,
+    /// No answer in time.
+    Timeout,
+    /// The modem answered something unexpected.
+    Protocol,
+    /// The serial port (or stream) failed, or could not be opened.
+    Serial,
+    /// The session (or the supervisor, or the outbox) is closed.
+    Closed,
+    /// The client is not connected.
+    NotConnected,
+    /// The broker connection was lost while waiting.
+    ConnectionLost,
+    /// Not supported by this model.
+    Unsupported,
+    /// The outbox is full.
+    OutboxFull,
+    /// A queued publish was failed or dropped.
+    DeliveryFailed,
+}
+
+impl ErrorKind {
+    /// A stable, short name (`"invalid_argument"`, `"outbox_full"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Modem => "modem",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Serial => "serial",
+            ErrorKind::Closed => "closed",
+            ErrorKind::NotConnected => "not_connected",
+            ErrorKind::ConnectionLost => "connection_lost",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::OutboxFull => "outbox_full",
+            ErrorKind::DeliveryFailed => "delivery_failed",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Error {
+    /// What kind of failure this is (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            Error::Modem { .. } => ErrorKind::Modem,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Protocol { .. } => ErrorKind::Protocol,
+            Error::Io(_) | Error::Serial { .. } => ErrorKind::Serial,
+            Error::Closed(_) => ErrorKind::Closed,
+            Error::NotConnected { .. } => ErrorKind::NotConnected,
+            Error::ConnectionLost { .. } => ErrorKind::ConnectionLost,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::OutboxFull { .. } => ErrorKind::OutboxFull,
+            Error::DeliveryFailed { .. } => ErrorKind::DeliveryFailed,
+        }
+    }
+
     /// The modem's numeric `<err>` code, if the failure carried one.
     pub fn modem_code(&self) -> Option<u32> {
         match self {

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -66,6 +66,87 @@ pub enum Event {
     Overflow { queue: &'static str, dropped: u64 },
 }
 
+impl Event {
+    /// Whether this event reports a change of the connection's health (connection lost, no
+    /// network, modem restarted, ping failed). Such events are never evicted by data events
+    /// from a full queue; and the change itself is recorded first in [`crate::Health`].
+    pub fn is_control(&self) -> bool {
+        matches!(
+            self,
+            Event::ConnectionLost { .. }
+                | Event::NoNetwork
+                | Event::ModemRestarted
+                | Event::PingFailed { .. }
+        )
+    }
+
+    /// A stable, short name for the kind of event (for logs, bindings and metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Message(_) => "message",
+            Event::ConnectionLost { .. } => "connection_lost",
+            Event::NoNetwork => "no_network",
+            Event::PingFailed { .. } => "ping_failed",
+            Event::ModemRestarted => "modem_restarted",
+            Event::Boot(_) => "boot",
+            Event::Unsolicited(_) => "unsolicited",
+            Event::Malformed(_) => "malformed",
+            Event::Overflow { .. } => "overflow",
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Message(m) => write!(
+                f,
+                "message on client {} topic {:?} ({} bytes)",
+                m.client,
+                m.topic_lossy(),
+                m.payload.len()
+            ),
+            Event::ConnectionLost { client, cause } => {
+                let why = match cause {
+                    1 => "socket closed passively",
+                    2 => "socket reset",
+                    3 => "network closed",
+                    _ => "unknown cause",
+                };
+                write!(f, "client {client}: connection lost (cause {cause}: {why})")
+            }
+            Event::NoNetwork => f.write_str("no network (+CMQTTNONET): the service must be started again"),
+            Event::PingFailed { client, code } => {
+                write!(f, "client {client}: keepalive ping failed (code {code})")
+            }
+            Event::ModemRestarted => f.write_str("the modem restarted (RDY)"),
+            Event::Boot(s) => write!(f, "boot: {s}"),
+            Event::Unsolicited(s) => write!(f, "unsolicited: {s}"),
+            Event::Malformed(s) => write!(f, "malformed: {s}"),
+            Event::Overflow { queue, dropped } => {
+                write!(f, "{queue} full: {dropped} dropped so far")
+            }
+        }
+    }
+}
+
+/// The largest capacity any queue takes (event and message queues, the callback queue, the
+/// supervisor's queues, the outbox): 1,048,576 items. A larger capacity is refused with
+/// [`crate::Error::InvalidArgument`] rather than risking an allocation that aborts the process.
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
+/// Checks a queue capacity: `1..=MAX_QUEUE_CAPACITY`; `param` names it in the error.
+pub(crate) fn check_capacity(param: &'static str, capacity: usize) -> crate::Result<()> {
+    if (1..=MAX_QUEUE_CAPACITY).contains(&capacity) {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid(
+            param,
+            format!("must be 1..={MAX_QUEUE_CAPACITY}, got {capacity}"),
+        ))
+    }
+}
+
 /// What a full queue does with a new item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
@@ -82,6 +163,8 @@ pub(crate) struct Queue<T> {
     name: &'static str,
     inner: Mutex<QueueState<T>>,
     ready: Condvar,
+    /// Also woken on every push: the dispatch thread, which drains the queue into a callback.
+    wake: Option<std::sync::Arc<crate::dispatch::Wake>>,
 }
 
 struct QueueState<T> {
@@ -105,13 +188,57 @@ impl<T> Queue<T> {
             name,
             inner: Mutex::new(QueueState {
                 items: VecDeque::new(),
-                capacity: capacity.max(1),
+                // Callers check capacities (`check_capacity`); this is the last line of defence.
+                capacity: capacity.clamp(1, MAX_QUEUE_CAPACITY),
                 policy,
                 dropped: 0,
                 closed: false,
             }),
             ready: Condvar::new(),
+            wake: None,
         }
+    }
+
+    /// Wake `w` too on every push (see [`crate::dispatch`]).
+    pub(crate) fn with_wake(mut self, w: std::sync::Arc<crate::dispatch::Wake>) -> Self {
+        self.wake = Some(w);
+        self
+    }
+
+    /// Pushes into a queue holding items that may be dropped (`evictable`: data) and items
+    /// that must not be lost to them (control). When full: a new data item is dropped
+    /// (drop-newest) or the oldest data item makes room (drop-oldest); a new control item
+    /// makes room by dropping the oldest data item, and when there is none the queue grows past
+    /// its capacity by at most as many items again, then drops its oldest.
+    pub(crate) fn push_keep(&self, item: T, evictable: impl Fn(&T) -> bool) -> Pushed {
+        let mut st = self.inner.lock();
+        let mut result = Pushed::Queued;
+        if st.items.len() >= st.capacity {
+            let data = evictable(&item);
+            st.dropped += 1;
+            result = Pushed::Dropped(st.dropped);
+            if data && st.policy == OverflowPolicy::DropNewest {
+                return result;
+            }
+            if let Some(pos) = st.items.iter().position(&evictable) {
+                st.items.remove(pos);
+            } else if data {
+                // Only control items queued: the new data item goes.
+                return result;
+            } else if st.items.len() >= st.capacity.saturating_mul(2) {
+                st.items.pop_front();
+            } else {
+                st.dropped -= 1;
+                result = Pushed::Queued;
+            }
+        }
+        st.items.push_back(item);
+        drop(st);
+        self.ready.notify_one();
+        if let Some(w) = &self.wake {
+            w.notify();
+        }
+        result
     }
 
     pub(crate) fn name(&self) -> &'static str {
@@ -136,12 +263,15 @@ impl<T> Queue<T> {
         };
         drop(st);
         self.ready.notify_one();
+        if let Some(w) = &self.wake {
+            w.notify();
+        }
         result
     }
 
     /// Waits up to `timeout` (`None`: forever) for an item. `None` on timeout or when closed and empty.
     pub(crate) fn pop(&self, timeout: Option<Duration>) -> Option<T> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.map(crate::time::deadline_after);
         let mut st = self.inner.lock();
         loop {
             if let Some(item) = st.items.pop_front() {

@@ -173,6 +173,12 @@ impl Modem {
 
     /// [`Modem::open`] with options.
     pub fn open_with(path: &str, baud: u32, opts: ModemOptions) -> Result<Modem> {
+        if baud == 0 {
+            return Err(Error::invalid(
+                "baud",
+                "must be a positive baud rate (e.g. 115200), got 0",
+            ));
+        }
         let port = serialport::new(path, baud)
             .timeout(Duration::from_millis(50))
             .open()
@@ -212,6 +218,8 @@ impl Modem {
         joinable: bool,
         opts: ModemOptions,
     ) -> Result<Modem> {
+        // 0 has always meant 1; beyond the maximum the queues' buffers could abort the process.
+        crate::event::check_capacity("queue_capacity", opts.queue_capacity.max(1))?;
         let initial = opts
             .profile
             .clone()
@@ -407,26 +415,57 @@ impl Modem {
     /// When the queue itself overflowed, the next call returns an [`Event::Overflow`] saying
     /// how many events were dropped so far, before the events that remain.
     pub fn recv_event(&self, timeout: Duration) -> Option<Event> {
-        let shared = self.session.shared();
-        let dropped = shared.events.dropped();
-        if dropped > shared.events_reported.swap(dropped, Ordering::SeqCst) {
-            return Some(Event::Overflow {
-                queue: shared.events.name(),
-                dropped,
-            });
-        }
-        shared.events.pop(Some(timeout))
+        self.session.shared().next_event(Some(timeout))
     }
 
-    /// Run `f` on the dispatch thread for every modem-level event instead of queueing it.
+    /// Run `f` on the dispatch thread for every modem-level event: the dispatch thread drains
+    /// the event queue into it (the queue [`Modem::recv_event`] reads; see the crate's
+    /// "Callbacks" section). Replaces an earlier callback once that one has returned.
     pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) {
         let cb: EventCallback = Arc::new(f);
-        self.session.shared().set_on_event(Some(cb));
+        self.session
+            .shared()
+            .set_on_event(crate::dispatch::ANY_OWNER, cb);
     }
 
-    /// Remove the event callback (events are queued again).
+    /// Remove the event callback (events are queued again). Returns once the callback is no
+    /// longer running, unless called from a callback.
     pub fn clear_on_event(&self) {
-        self.session.shared().set_on_event(None);
+        self.session
+            .shared()
+            .clear_on_event(crate::dispatch::ANY_OWNER);
+    }
+
+    /// The session's health: which clients are connected, losses, network losses, restarts,
+    /// and whether the session has ended. Recorded by the reader before any event is queued,
+    /// so it is true even when a slow callback let the event queue overflow.
+    pub fn health(&self) -> crate::Health {
+        self.session.shared().health.snapshot()
+    }
+
+    /// Waits until the health record changes from the one numbered `since`
+    /// ([`crate::Health::seq`]) or `timeout` passes; returns the record then.
+    pub fn wait_health_change(&self, since: u64, timeout: Duration) -> crate::Health {
+        self.session.shared().health.wait_change(since, timeout)
+    }
+
+    /// Whether the calling thread is this session's dispatch thread, i.e. we are inside one of
+    /// its callbacks. A callback may run commands, but must not wait for something only the
+    /// dispatch thread delivers (a message, an event of this session).
+    pub fn in_callback(&self) -> bool {
+        self.session.shared().dispatch_thread.is_current()
+    }
+
+    /// Calls `f` (on the thread that noticed, usually the reader) whenever the health record
+    /// changes; `f` must only wake someone, never block. Returns an id for
+    /// [`Modem::remove_health_listener`].
+    pub fn add_health_listener(&self, f: impl Fn() + Send + Sync + 'static) -> u64 {
+        self.session.shared().health.add_listener(Arc::new(f))
+    }
+
+    /// Stops calling a listener added with [`Modem::add_health_listener`].
+    pub fn remove_health_listener(&self, id: u64) {
+        self.session.shared().health.remove_listener(id)
     }
 
     /// Events dropped because the event queue was full.
@@ -446,6 +485,17 @@ impl Modem {
     /// `None` while the session is usable; otherwise why it ended (port gone, EOF).
     pub fn closed_reason(&self) -> Option<String> {
         self.session.shared().closed_reason()
+    }
+
+    /// Makes the command waiting now (on any thread), and every command waiting for the
+    /// modem's asynchronous result, return at once with [`Error::Io`] of kind
+    /// [`std::io::ErrorKind::Interrupted`], instead of waiting for its timeout (up to minutes
+    /// when the modem swallowed it). For a Ctrl-C handler: call it from another thread, then
+    /// clean up. The session stays open: later commands run as usual (their own timeouts
+    /// apply), and what the modem still answers the interrupted ones arrives as events.
+    /// Does nothing when no command is waiting.
+    pub fn interrupt(&self) {
+        self.session.shared().interrupt();
     }
 }
 
@@ -495,7 +545,7 @@ impl SslContext {
 
 /// `AT` until `OK`, tolerating boot noise and a modem that is still waking up.
 fn sync(session: &Session, total: Duration) -> Result<()> {
-    let deadline = Instant::now() + total;
+    let deadline = crate::time::deadline_after(total);
     let mut last: Option<Error>;
     // A modem left waiting for prompted data takes our AT as data: an escape and a line end
     // get it back to command mode before the first try.

@@ -118,6 +118,15 @@ pub struct Profile {
     pub ok_grace: Duration,
     /// Timeout of commands that answer at once (`AT`, `ACCQ`, `CFG`, prompts, ...).
     pub command_timeout: Duration,
+    /// A received topic or payload block (`+CMQTTRXTOPIC` / `+CMQTTRXPAYLOAD`) still short of
+    /// its announced length after the line has been quiet this long lost bytes on the way (a
+    /// UART overrun): it is abandoned, reported as [`crate::Event::Malformed`], and the bytes
+    /// it held are read as lines. The modem writes each block in one go.
+    pub block_idle: Duration,
+    /// After a command timed out, the line must be quiet this long (late answers drained)
+    /// before the session checks with `AT` that it is in step again, and again after that
+    /// `AT`'s `OK` (no second answer followed).
+    pub resync_quiet: Duration,
 }
 
 impl Profile {
@@ -138,6 +147,8 @@ impl Profile {
             ok_first: true,
             ok_grace: Duration::from_millis(300),
             command_timeout: Duration::from_secs(9),
+            block_idle: Duration::from_millis(200),
+            resync_quiet: Duration::from_millis(100),
         };
         match model {
             Model::A7600 => base,

@@ -9,20 +9,25 @@
 use std::io::{self, Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::assemble::{Assembled, Assembler};
 use crate::command::{parse_result_args, Completion, Request, Response};
-use crate::digest::{digest, DigestOptions, Digested, Final, Unit};
+use crate::digest::{
+    digest, digest_lines, is_block_header, pending_block, DigestOptions, Digested, Final, Unit,
+};
 use crate::error::{ErrCode, Error, ModemFailure, Result};
+use crate::dispatch::{guarded, CallbackSlot, DispatchThread, Wake};
 use crate::event::{Event, Message, OverflowPolicy, Pushed, Queue};
+use crate::health::HealthCell;
 use crate::profile::Profile;
-use crate::trace::{redact_line, Direction, TraceFn};
+use crate::ratelimit::RateLimit;
+use crate::time::{deadline_after, saturating_add};
+use crate::trace::{redact_line, redact_text, Direction, TraceFn};
 
 /// A callback for received messages.
 pub type MessageCallback = Arc<dyn Fn(&Message) + Send + Sync>;
@@ -31,18 +36,26 @@ pub type ConnectionLostCallback = Arc<dyn Fn(u8, u8) + Send + Sync>;
 /// A callback for every other event.
 pub type EventCallback = Arc<dyn Fn(&Event) + Send + Sync>;
 
-#[derive(Default)]
-struct Callbacks {
-    on_message: [Option<MessageCallback>; 2],
-    on_connection_lost: [Option<ConnectionLostCallback>; 2],
-    on_event: Option<EventCallback>,
+/// The callbacks of a session, one slot each (see [`crate::dispatch`]).
+pub(crate) struct Callbacks {
+    pub(crate) on_message: [CallbackSlot<dyn Fn(&Message) + Send + Sync>; 2],
+    pub(crate) on_connection_lost: [CallbackSlot<dyn Fn(u8, u8) + Send + Sync>; 2],
+    pub(crate) on_event: CallbackSlot<dyn Fn(&Event) + Send + Sync>,
 }
 
-enum Dispatch {
-    Message(Message),
-    ConnectionLost(u8, u8),
-    Event(Event),
+impl Callbacks {
+    fn new() -> Self {
+        Callbacks {
+            on_message: [CallbackSlot::new(), CallbackSlot::new()],
+            on_connection_lost: [CallbackSlot::new(), CallbackSlot::new()],
+            on_event: CallbackSlot::new(),
+        }
+    }
 }
+
+/// How many `+CMQTTCONNLOST` reports may wait for slow `on_connection_lost` callbacks before
+/// the oldest is dropped (the loss itself is always in [`crate::Health`]).
+const LOST_QUEUE: usize = 1024;
 
 /// The outcome of an asynchronous result line.
 #[derive(Debug, Clone)]
@@ -51,6 +64,8 @@ enum SlotOutcome {
     Lost(u8),
     Restarted,
     Closed(String),
+    /// [`Shared::interrupt`]: the waiter gives up; a late result becomes an event.
+    Interrupted,
 }
 
 /// Where the reader leaves an asynchronous result for its waiter.
@@ -80,6 +95,90 @@ struct TxState {
     lost: Option<u8>,
     /// Set by the reader when `OK` came before the result line: the waiter then waits on this.
     deferred: Option<Arc<(Mutex<Option<SlotOutcome>>, Condvar)>>,
+    /// Set by [`Shared::interrupt`]: the waiter gives up at once.
+    interrupted: bool,
+}
+
+/// The line itself, shared by the reader and the command side: the bytes read and not yet
+/// digested (with the message being assembled from them), when the last byte came, and whether
+/// the command side is in step with the modem's answers.
+struct Link {
+    rx: Mutex<RxState>,
+    /// The origin of `last_rx`.
+    epoch: Instant,
+    /// When the last byte was read, in nanoseconds after `epoch`.
+    last_rx: AtomicU64,
+    /// Set when a command timed out or was interrupted: its answer may still come, and a `>`
+    /// prompt it asked for may still be pending. The next command resynchronises first.
+    unsynced: Mutex<Option<Unsynced>>,
+    /// Final result codes that no command took (late answers, noise).
+    stray_finals: AtomicU64,
+    /// A resynchronisation is draining the line: late finals are expected, not news.
+    resyncing: AtomicBool,
+    /// Repeated warnings, logged rate-limited (see [`crate::ratelimit`]).
+    warn_malformed: RateLimit,
+    warn_lost_block: RateLimit,
+    warn_internal: RateLimit,
+}
+
+/// What the reader holds between reads.
+struct RxState {
+    buf: Vec<u8>,
+    asm: Assembler,
+    max_block: usize,
+}
+
+/// Why the session is out of step, and what resynchronising must do about it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Unsynced {
+    /// A data command timed out before its `>` prompt: the prompt may still come, and the
+    /// modem would then take the next bytes sent as this many bytes of data.
+    prompt_fill: Option<usize>,
+}
+
+/// Longest line the digester keeps whole.
+const MAX_LINE: usize = 4096;
+/// How many `AT`s a resynchronisation sends at most.
+const RESYNC_TRIES: usize = 4;
+/// Repeated warnings are logged at most once per this (beyond the first and the powers of two).
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+impl Link {
+    fn new(profile: &Profile) -> Link {
+        let max_block = profile.max_rx_payload.max(10240);
+        Link {
+            rx: Mutex::new(RxState {
+                buf: Vec::with_capacity(max_block + 8192),
+                asm: Assembler::new(profile.max_topic, profile.max_rx_payload),
+                max_block,
+            }),
+            epoch: Instant::now(),
+            last_rx: AtomicU64::new(0),
+            unsynced: Mutex::new(None),
+            stray_finals: AtomicU64::new(0),
+            resyncing: AtomicBool::new(false),
+            warn_malformed: RateLimit::new(WARN_EVERY),
+            warn_lost_block: RateLimit::new(WARN_EVERY),
+            warn_internal: RateLimit::new(WARN_EVERY),
+        }
+    }
+
+    fn nanos(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A byte was read just now.
+    fn touch(&self) {
+        self.last_rx.store(self.nanos(), Ordering::Relaxed);
+    }
+
+    /// How long the line has been quiet.
+    fn since_rx(&self) -> Duration {
+        Duration::from_nanos(
+            self.nanos()
+                .saturating_sub(self.last_rx.load(Ordering::Relaxed)),
+        )
+    }
 }
 
 /// Counters, for the curious and for benchmarks.
@@ -88,7 +187,6 @@ pub(crate) struct Counters {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub messages: AtomicU64,
-    pub dispatch_dropped: AtomicU64,
 }
 
 pub(crate) struct Shared {
@@ -105,15 +203,20 @@ pub(crate) struct Shared {
     /// How many of the event queue's own drops `recv_event` has reported.
     pub(crate) events_reported: AtomicU64,
     pub(crate) messages: [Queue<Message>; 2],
-    callbacks: Mutex<Callbacks>,
-    dispatch: Mutex<Option<SyncSender<Dispatch>>>,
-    pub(crate) connected: [AtomicBool; 2],
+    /// `+CMQTTCONNLOST` reports for the `on_connection_lost` callbacks (control: drained first).
+    lost: Queue<(u8, u8)>,
+    pub(crate) callbacks: Callbacks,
+    /// Wakes the dispatch thread.
+    wake: Arc<Wake>,
+    pub(crate) dispatch_thread: DispatchThread,
+    /// Connected, lost, no network, restarted, closed: recorded before anything is queued.
+    pub(crate) health: HealthCell,
     pub(crate) echo_seen: AtomicBool,
     /// The session is still opening (sync, identification): boot noise is not news then.
     pub(crate) opening: AtomicBool,
-    /// Counts modem restarts (`RDY`); clients acquired in an earlier generation are gone.
-    pub(crate) generation: AtomicU64,
     echo_skip: Mutex<Option<(Vec<u8>, usize)>>,
+    /// The reader's buffer and the command side's step with the modem.
+    link: Link,
     trace: Option<TraceFn>,
     pub(crate) counters: Counters,
 }
@@ -144,7 +247,8 @@ impl Engine {
         cfg: EngineConfig,
     ) -> io::Result<Engine> {
         let cap = cfg.queue_capacity.max(1);
-        let (dtx, drx) = sync_channel::<Dispatch>(cap);
+        let wake = Arc::new(Wake::new());
+        let link = Link::new(&cfg.profile);
         let shared = Arc::new(Shared {
             writer: Mutex::new(writer),
             cmd: Mutex::new(()),
@@ -155,19 +259,22 @@ impl Engine {
             profile: RwLock::new(cfg.profile),
             closed: Mutex::new(None),
             shutdown: AtomicBool::new(false),
-            events: Queue::new("events", cap, cfg.overflow),
+            events: Queue::new("events", cap, cfg.overflow).with_wake(wake.clone()),
             events_reported: AtomicU64::new(0),
             messages: [
-                Queue::new("client 0 messages", cap, cfg.overflow),
-                Queue::new("client 1 messages", cap, cfg.overflow),
+                Queue::new("client 0 messages", cap, cfg.overflow).with_wake(wake.clone()),
+                Queue::new("client 1 messages", cap, cfg.overflow).with_wake(wake.clone()),
             ],
-            callbacks: Mutex::new(Callbacks::default()),
-            dispatch: Mutex::new(Some(dtx)),
-            connected: [AtomicBool::new(false), AtomicBool::new(false)],
+            lost: Queue::new("connection-lost callbacks", LOST_QUEUE, OverflowPolicy::DropOldest)
+                .with_wake(wake.clone()),
+            callbacks: Callbacks::new(),
+            wake,
+            dispatch_thread: DispatchThread::default(),
+            health: HealthCell::new(),
             echo_seen: AtomicBool::new(false),
             opening: AtomicBool::new(true),
-            generation: AtomicU64::new(0),
             echo_skip: Mutex::new(None),
+            link,
             trace: cfg.trace,
             counters: Counters::default(),
         });
@@ -178,7 +285,7 @@ impl Engine {
         let s = shared.clone();
         let dispatcher = std::thread::Builder::new()
             .name("cmqtt-dispatch".into())
-            .spawn(move || dispatch_loop(s, drx))?;
+            .spawn(move || dispatch_loop(s))?;
         Ok(Engine {
             shared,
             reader: Some(reader),
@@ -193,7 +300,7 @@ impl Drop for Engine {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.close("the modem handle was dropped");
         // Ends the dispatch thread once it has delivered what is queued.
-        self.shared.dispatch.lock().take();
+        self.shared.wake.notify();
         if let Some(d) = self.dispatcher.take() {
             if d.thread().id() != std::thread::current().id() {
                 let _ = d.join();
@@ -246,10 +353,30 @@ impl Shared {
             fill(&slot, SlotOutcome::Closed(reason.to_string()));
         }
         self.tx_cv.notify_all();
+        self.health.record_closed(reason);
         self.events.close();
         for q in &self.messages {
             q.close();
         }
+        self.wake.notify();
+    }
+
+    /// Makes the command waiting now, and every command waiting for an asynchronous result,
+    /// give up at once with an `Interrupted` I/O error; the session stays open. What the modem
+    /// answers them later is passed on as events. A command that starts afterwards is not
+    /// affected.
+    pub(crate) fn interrupt(&self) {
+        // The tx lock is held while the pending results are failed: the reader registers a
+        // pending result under it, so a registration cannot slip in between.
+        let mut tx = self.tx.lock();
+        if tx.active {
+            tx.interrupted = true;
+        }
+        for p in self.pending.lock().drain(..) {
+            fill(&p.slot, SlotOutcome::Interrupted);
+        }
+        drop(tx);
+        self.tx_cv.notify_all();
     }
 
     fn write_all(&self, bytes: &[u8]) -> Result<()> {
@@ -283,49 +410,57 @@ impl Shared {
         self.write_all(bytes)
     }
 
-    // ---- callbacks -------------------------------------------------------------------------
+    // ---- callbacks and delivery (the streams are in `crate::dispatch`) ---------------------
 
-    pub(crate) fn set_on_message(&self, client: u8, cb: Option<MessageCallback>) {
-        self.callbacks.lock().on_message[client as usize & 1] = cb;
+    pub(crate) fn set_on_message(&self, client: u8, owner: u64, cb: MessageCallback) {
+        let on_dispatch = self.dispatch_thread.is_current();
+        self.callbacks.on_message[client as usize & 1].set(owner, cb, on_dispatch);
+        // Messages already queued go to the new callback.
+        self.wake.notify();
     }
 
-    pub(crate) fn set_on_connection_lost(&self, client: u8, cb: Option<ConnectionLostCallback>) {
-        self.callbacks.lock().on_connection_lost[client as usize & 1] = cb;
+    pub(crate) fn set_on_message_nowait(&self, client: u8, owner: u64, cb: MessageCallback) {
+        self.callbacks.on_message[client as usize & 1].set(owner, cb, true);
+        self.wake.notify();
     }
 
-    pub(crate) fn set_on_event(&self, cb: Option<EventCallback>) {
-        self.callbacks.lock().on_event = cb;
+    pub(crate) fn clear_client_callbacks_nowait(&self, client: u8, owner: u64) {
+        self.callbacks.on_message[client as usize & 1].clear(owner, true);
+        self.callbacks.on_connection_lost[client as usize & 1].clear(owner, true);
     }
 
-    fn send_dispatch(&self, d: Dispatch) -> bool {
-        let guard = self.dispatch.lock();
-        let Some(tx) = guard.as_ref() else {
-            return false;
-        };
-        match tx.try_send(d) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                let n = self
-                    .counters
-                    .dispatch_dropped
-                    .fetch_add(1, Ordering::Relaxed)
-                    + 1;
-                log::warn!(
-                    "cmqtt: callback queue full (callbacks too slow): {n} event(s) dropped so far"
-                );
-                drop(guard);
-                self.queue_event(Event::Overflow {
-                    queue: "callbacks",
-                    dropped: n,
-                });
-                true
-            }
-            Err(TrySendError::Disconnected(_)) => false,
-        }
+    pub(crate) fn set_on_connection_lost(
+        &self,
+        client: u8,
+        owner: u64,
+        cb: ConnectionLostCallback,
+    ) {
+        let on_dispatch = self.dispatch_thread.is_current();
+        self.callbacks.on_connection_lost[client as usize & 1].set(owner, cb, on_dispatch);
+    }
+
+    pub(crate) fn set_on_event(&self, owner: u64, cb: EventCallback) {
+        let on_dispatch = self.dispatch_thread.is_current();
+        self.callbacks.on_event.set(owner, cb, on_dispatch);
+        self.wake.notify();
+    }
+
+    /// Clears `client`'s callbacks if `owner` installed them; see [`CallbackSlot::clear`].
+    pub(crate) fn clear_client_callbacks(&self, client: u8, owner: u64) {
+        let on_dispatch = self.dispatch_thread.is_current();
+        self.callbacks.on_message[client as usize & 1].clear(owner, on_dispatch);
+        self.callbacks.on_connection_lost[client as usize & 1].clear(owner, on_dispatch);
+    }
+
+    pub(crate) fn clear_on_event(&self, owner: u64) {
+        let on_dispatch = self.dispatch_thread.is_current();
+        self.callbacks.on_event.clear(owner, on_dispatch);
     }
 
     fn queue_event(&self, e: Event) {
-        if let Pushed::Dropped(n) = self.events.push(e) {
+        // Health news is never evicted by data: the oldest data event makes room.
+        let pushed = self.events.push_keep(e, |old| !old.is_control());
+        if let Pushed::Dropped(n) = pushed {
             if n == 1 || n.is_power_of_two() {
                 log::warn!(
                     "cmqtt: event queue full: {n} event(s) dropped so far; read events with Modem::recv_event or set Modem::on_event"
@@ -334,46 +469,40 @@ impl Shared {
         }
     }
 
+    /// An event for the modem-level stream (the queue, or the `on_event` callback that drains it).
     fn emit(&self, e: Event) {
-        let has_cb = self.callbacks.lock().on_event.is_some();
-        if has_cb && self.send_dispatch(Dispatch::Event(e.clone())) {
-            return;
-        }
         self.queue_event(e);
+    }
+
+    /// The next event of the modem-level stream; an overflow of the queue is reported first.
+    pub(crate) fn next_event(&self, timeout: Option<std::time::Duration>) -> Option<Event> {
+        let dropped = self.events.dropped();
+        if dropped > self.events_reported.swap(dropped, Ordering::SeqCst) {
+            return Some(Event::Overflow {
+                queue: self.events.name(),
+                dropped,
+            });
+        }
+        match timeout {
+            Some(t) if t.is_zero() => self.events.try_pop(),
+            t => self.events.pop(t),
+        }
     }
 
     fn deliver(&self, m: Message) {
         self.counters.messages.fetch_add(1, Ordering::Relaxed);
-        let i = m.client as usize & 1;
-        let has_cb = self.callbacks.lock().on_message[i].is_some();
-        if has_cb {
-            if let Err(Dispatch::Message(m)) = self.try_dispatch_message(m) {
-                self.push_message(m);
-            }
-            return;
-        }
         self.push_message(m);
-    }
-
-    fn try_dispatch_message(&self, m: Message) -> std::result::Result<(), Dispatch> {
-        let guard = self.dispatch.lock();
-        let Some(tx) = guard.as_ref() else {
-            return Err(Dispatch::Message(m));
-        };
-        match tx.try_send(Dispatch::Message(m)) {
-            Ok(()) => Ok(()),
-            // The callback is behind: keep the message in the pull queue rather than lose it.
-            Err(TrySendError::Full(d)) | Err(TrySendError::Disconnected(d)) => Err(d),
-        }
     }
 
     fn push_message(&self, m: Message) {
         let q = &self.messages[m.client as usize & 1];
         if let Pushed::Dropped(n) = q.push(m) {
-            log::warn!(
-                "cmqtt: {} full: {n} message(s) dropped so far; receive faster or raise the queue capacity",
-                q.name()
-            );
+            if n == 1 || n.is_power_of_two() {
+                log::warn!(
+                    "cmqtt: {} full: {n} message(s) dropped so far; receive faster (a callback that returns sooner) or raise the queue capacity",
+                    q.name()
+                );
+            }
             self.queue_event(Event::Overflow {
                 queue: q.name(),
                 dropped: n,
@@ -384,11 +513,40 @@ impl Shared {
     // ---- transactions ----------------------------------------------------------------------
 
     /// Runs one command to completion (its result line included).
+    ///
+    /// After a command timed out (or was interrupted) its answer may still come: the session
+    /// resynchronises before the next command (see [`Shared::resync`]), so that no late answer
+    /// is ever taken for a new command's.
     pub(crate) fn execute(&self, req: &Request<'_>) -> Result<Response> {
         let guard = self.cmd.lock();
         if let Some(r) = self.closed_reason() {
             return Err(Error::Closed(r));
         }
+        // A bare `AT` is itself the probe (the open's sync loop): drain, then send it.
+        let probe = req.line == "AT" && req.data.is_none();
+        if self.link.unsynced.lock().is_some() {
+            self.resync(probe)?;
+        }
+        let strays = self.link.stray_finals.load(Ordering::SeqCst);
+        let outcome = self.transact(req);
+        if probe
+            && outcome.is_ok()
+            && self.link.stray_finals.load(Ordering::SeqCst) == strays
+        {
+            *self.link.unsynced.lock() = None;
+        }
+        drop(guard);
+        match outcome? {
+            Phase1::Done(resp) => Ok(resp),
+            Phase1::Deferred(slot, lines, deadline) => self.wait_slot(req, &slot, deadline, lines),
+        }
+    }
+
+    /// One command line (and its data) and its answer, up to the final result code; the caller
+    /// holds `cmd`. A timeout or an interruption leaves the session unsynced.
+    fn transact(&self, req: &Request<'_>) -> Result<Phase1> {
+        // A received block cut short must not swallow this command's answer.
+        self.settle_block();
         {
             let mut tx = self.tx.lock();
             *tx = TxState {
@@ -406,11 +564,135 @@ impl Shared {
             tx.active = false;
             tx.deferred = None;
         }
-        self.awaiting_prompt.store(false, Ordering::SeqCst);
-        drop(guard);
-        match outcome? {
-            Phase1::Done(resp) => Ok(resp),
-            Phase1::Deferred(slot, lines, deadline) => self.wait_slot(req, &slot, deadline, lines),
+        if matches!(&outcome, Err(Error::Timeout { .. } | Error::Io(_))) {
+            // The answer may still come, late: it must not be taken for the next command's.
+            self.mark_unsynced(None);
+        }
+        // A prompt that may still come is recognised as one until it has been satisfied.
+        let fill = self
+            .link
+            .unsynced
+            .lock()
+            .is_some_and(|u| u.prompt_fill.is_some());
+        self.awaiting_prompt.store(fill, Ordering::SeqCst);
+        outcome
+    }
+
+    fn mark_unsynced(&self, prompt_fill: Option<usize>) {
+        let mut u = self.link.unsynced.lock();
+        let u = u.get_or_insert_with(Unsynced::default);
+        if prompt_fill.is_some() {
+            u.prompt_fill = prompt_fill;
+        }
+    }
+
+    /// Gets back in step with the modem after a command timed out or was interrupted: waits
+    /// until the line is quiet (late answers arrive and are dropped), satisfies a `>` prompt
+    /// that may still be pending with as many filler bytes (`\r`) as it announced (in command
+    /// mode they are empty lines, which the modem ignores), then sends `AT` until its `OK` is
+    /// followed by no other final result within `resync_quiet` — a late `OK` taken for the
+    /// probe's own shows up as a second one. With `probe_only` (the command to send is `AT`
+    /// itself) only the draining and the prompt are done here.
+    fn resync(&self, probe_only: bool) -> Result<()> {
+        let (quiet, timeout) = {
+            let p = self.profile.read();
+            (p.resync_quiet, p.command_timeout)
+        };
+        let fill = self
+            .link
+            .unsynced
+            .lock()
+            .as_mut()
+            .and_then(|u| u.prompt_fill.take());
+        log::debug!("cmqtt: resynchronising with the modem after a timeout");
+        self.link.resyncing.store(true, Ordering::SeqCst);
+        let r = (|| {
+            self.drain_quiet(quiet);
+            if let Some(n) = fill {
+                self.trace_with(Direction::Send, || {
+                    format!("<{n} filler bytes for a prompt that may still be pending>")
+                });
+                self.write_all(&vec![b'\r'; n])?;
+                self.awaiting_prompt.store(false, Ordering::SeqCst);
+                self.drain_quiet(quiet);
+            }
+            if probe_only {
+                return Ok(());
+            }
+            let at = Request::new("AT", "AT".into(), timeout);
+            for attempt in 0..RESYNC_TRIES {
+                if attempt > 0 {
+                    self.drain_quiet(quiet);
+                }
+                let strays = self.link.stray_finals.load(Ordering::SeqCst);
+                match self.transact(&at) {
+                    Ok(_) => {
+                        // Its own OK, or a late one? A second final within `quiet` tells.
+                        self.drain_quiet(quiet);
+                        if self.link.stray_finals.load(Ordering::SeqCst) == strays {
+                            *self.link.unsynced.lock() = None;
+                            return Ok(());
+                        }
+                    }
+                    Err(e @ (Error::Closed(_) | Error::Io(_))) => return Err(e),
+                    // No answer at all: the modem is busy or gone; the caller hears of it now
+                    // and the next command tries again.
+                    Err(Error::Timeout { .. }) => break,
+                    // ERROR: noise glued to our AT; again.
+                    Err(_) => {}
+                }
+            }
+            Err(Error::Timeout {
+                command: "AT",
+                timeout,
+            })
+        })();
+        self.link.resyncing.store(false, Ordering::SeqCst);
+        if let Err(e) = &r {
+            log::debug!("cmqtt: resynchronising failed: {e}");
+        }
+        r
+    }
+
+    /// Waits until no byte has come for `quiet` (counted from now at the earliest), at most
+    /// ten times `quiet` (a line that never goes quiet is not waited for forever).
+    fn drain_quiet(&self, quiet: Duration) {
+        let start = Instant::now();
+        let end = saturating_add(start, quiet.saturating_mul(10));
+        loop {
+            if self.closed_reason().is_some() {
+                return;
+            }
+            let since = self.link.since_rx().min(start.elapsed());
+            let now = Instant::now();
+            if since >= quiet || now >= end {
+                return;
+            }
+            std::thread::sleep((quiet - since).min(end - now));
+        }
+    }
+
+    /// Before a command is sent: a received block still short of its announced length is
+    /// either still arriving (wait for it) or lost bytes (the line went quiet for
+    /// `block_idle`): then it is abandoned, so that it cannot swallow the answer. The wait ends
+    /// when the block completes or the line goes quiet, whichever comes first.
+    fn settle_block(&self) {
+        loop {
+            let wait = {
+                let mut rx = self.link.rx.lock();
+                let opts = self.digest_options(&rx);
+                if pending_block(&rx.buf, &opts).is_none() {
+                    return;
+                }
+                let idle = self.profile.read().block_idle;
+                let since = self.link.since_rx();
+                if since >= idle || self.closed_reason().is_some() {
+                    while self.abandon_block(&mut rx) {}
+                    return;
+                }
+                idle - since
+            };
+            std::thread::sleep(wait.min(Duration::from_millis(20)));
         }
     }
 
@@ -422,7 +704,7 @@ impl Shared {
         self.write_line(&req.line)?;
         let profile_timeout = self.profile.read().command_timeout;
         if let Some(data) = &req.data {
-            let deadline = Instant::now() + profile_timeout;
+            let deadline = deadline_after(profile_timeout);
             let mut tx = self.tx.lock();
             loop {
                 if tx.prompt {
@@ -436,10 +718,17 @@ impl Shared {
                 if let Some(r) = self.closed_reason() {
                     return Err(Error::Closed(r));
                 }
+                if tx.interrupted {
+                    // The prompt may still come and wait for the data.
+                    self.mark_unsynced(Some(data.len()));
+                    return Err(interrupted(req.name));
+                }
                 if self.tx_cv.wait_until(&mut tx, deadline).timed_out() && !tx.prompt {
                     if tx.final_.is_some() {
                         continue;
                     }
+                    // The prompt may still come and wait for the data.
+                    self.mark_unsynced(Some(data.len()));
                     return Err(Error::Timeout {
                         command: req.name,
                         timeout: profile_timeout,
@@ -459,7 +748,7 @@ impl Shared {
             self.write_all(data)?;
         }
         let sent_at = Instant::now();
-        let deadline = sent_at + req.timeout;
+        let deadline = saturating_add(sent_at, req.timeout);
         // On OK-first models the OK comes at once even when the result takes minutes: without
         // it the modem did not take the command, and waiting the long timeout would only delay
         // recovery.
@@ -471,9 +760,15 @@ impl Shared {
                 req.timeout
             }
         };
-        let ok_deadline = sent_at + ok_wait;
+        let ok_deadline = saturating_add(sent_at, ok_wait);
         let mut tx = self.tx.lock();
         loop {
+            if tx.interrupted {
+                if let Some(slot) = tx.deferred.take() {
+                    self.pending.lock().retain(|p| !Arc::ptr_eq(&p.slot, &slot));
+                }
+                return Err(interrupted(req.name));
+            }
             if tx.final_.is_some() {
                 self.wait_late_code(req, &mut tx);
                 return self.finish(req, &mut tx);
@@ -481,8 +776,10 @@ impl Shared {
             if let Some(code) = tx.result {
                 // The result line came first; give the OK a moment, then accept it alone
                 // (some SIM7600 firmware never sends the OK).
-                let grace_end =
-                    tx.result_at.unwrap_or_else(Instant::now) + self.profile.read().ok_grace;
+                let grace_end = saturating_add(
+                    tx.result_at.unwrap_or_else(Instant::now),
+                    self.profile.read().ok_grace,
+                );
                 if Instant::now() >= grace_end {
                     let lines = std::mem::take(&mut tx.lines);
                     return result_to_phase1(req, code, lines);
@@ -522,7 +819,7 @@ impl Shared {
         if !late_code_possible(tx) || tx.lines.iter().any(|l| l.starts_with(prefix)) {
             return;
         }
-        let end = Instant::now() + self.profile.read().ok_grace;
+        let end = deadline_after(self.profile.read().ok_grace);
         while tx.result.is_none() && !self.tx_cv.wait_until(tx, end).timed_out() {}
     }
 
@@ -536,7 +833,7 @@ impl Shared {
                         return result_to_phase1(req, code, lines);
                     }
                     if let Some(slot) = tx.deferred.clone() {
-                        return Ok(Phase1::Deferred(slot, lines, Instant::now() + req.timeout));
+                        return Ok(Phase1::Deferred(slot, lines, deadline_after(req.timeout)));
                     }
                     if let Some(r) = self.closed_reason() {
                         return Err(Error::Closed(r));
@@ -557,8 +854,8 @@ impl Shared {
                 });
                 let failure = match (code, f) {
                     (Some(c), _) if !req.prefix.is_empty() => code_failure(c),
-                    (_, Final::CmeError(s)) => ModemFailure::Cme(s),
-                    (_, Final::CmsError(s)) => ModemFailure::Cms(s),
+                    (_, Final::CmeError(s)) => ModemFailure::Cme(redact_text(&s)),
+                    (_, Final::CmsError(s)) => ModemFailure::Cms(redact_text(&s)),
                     _ => ModemFailure::Error,
                 };
                 Err(Error::Modem {
@@ -602,6 +899,7 @@ impl Shared {
                             .into(),
                     )),
                     SlotOutcome::Closed(r) => Err(Error::Closed(r)),
+                    SlotOutcome::Interrupted => Err(interrupted(req.name)),
                 };
             }
             if cv.wait_until(&mut g, deadline).timed_out() && g.is_none() {
@@ -621,8 +919,20 @@ impl Shared {
     fn on_unit(&self, unit: Unit<'_>, asm: &mut Assembler) {
         match unit {
             Unit::Final(f) => {
-                self.trace(Direction::Receive, final_text(&f));
+                self.trace_with(Direction::Receive, || redact_text(final_text(&f)));
                 let mut tx = self.tx.lock();
+                if tx.active
+                    && tx.final_.is_none()
+                    && f == Final::Ok
+                    && !tx.prompt
+                    && self.awaiting_prompt.load(Ordering::SeqCst)
+                {
+                    // A command that takes data succeeds only after its prompt and its data:
+                    // an OK before the prompt is the late answer of an earlier command.
+                    drop(tx);
+                    self.stray_final(&f);
+                    return;
+                }
                 if tx.active && tx.final_.is_none() {
                     if f == Final::Ok
                         && tx.completion == Some(Completion::ResultLine)
@@ -648,9 +958,7 @@ impl Shared {
                     self.tx_cv.notify_all();
                 } else {
                     drop(tx);
-                    if !self.opening.load(Ordering::SeqCst) {
-                        self.emit(Event::Unsolicited(final_text(&f).to_string()));
-                    }
+                    self.stray_final(&f);
                 }
             }
             Unit::Prompt => {
@@ -702,7 +1010,7 @@ impl Shared {
                 self.assembled(asm.end(client));
             }
             Unit::Invalid(l) => {
-                let text = String::from_utf8_lossy(l).into_owned();
+                let text = redact_line(l);
                 self.trace_with(Direction::Receive, || format!("(invalid) {text}"));
                 self.emit(Event::Malformed(format!(
                     "unusable received-message line {text:?}"
@@ -711,9 +1019,28 @@ impl Shared {
         }
     }
 
+    /// A final result code that no command took: the late answer of a command that timed out
+    /// (or noise). While resynchronising that is expected and dropped; otherwise it is passed
+    /// on as an event, and the next command resynchronises first: a second late answer may
+    /// follow, and it must not be taken for that command's.
+    fn stray_final(&self, f: &Final) {
+        self.link.stray_finals.fetch_add(1, Ordering::SeqCst);
+        if self.link.resyncing.load(Ordering::SeqCst) {
+            log::debug!(
+                "cmqtt: a late answer dropped while resynchronising: {}",
+                redact_text(final_text(f))
+            );
+            return;
+        }
+        self.mark_unsynced(None);
+        if !self.opening.load(Ordering::SeqCst) {
+            self.emit(Event::Unsolicited(redact_text(final_text(f))));
+        }
+    }
+
     /// Boot noise seen while the session opens: logged, not queued as news.
     fn emit_quiet(&self, l: &[u8]) {
-        log::debug!("cmqtt: at open: {}", String::from_utf8_lossy(l));
+        log::debug!("cmqtt: at open: {}", redact_line(l));
     }
 
     fn assembled(&self, a: Assembled) {
@@ -721,8 +1048,120 @@ impl Shared {
             Assembled::Pending => {}
             Assembled::Message(m) => self.deliver(m),
             Assembled::Malformed(why) => {
-                log::warn!("cmqtt: {why}");
+                let why = redact_text(&why);
+                if let Some(h) = self.link.warn_malformed.hit() {
+                    log::warn!("cmqtt: {why}{}", h.note());
+                }
                 self.emit(Event::Malformed(why));
+            }
+        }
+    }
+
+    /// The digest options for what the reader holds now.
+    fn digest_options(&self, rx: &RxState) -> DigestOptions {
+        DigestOptions {
+            awaiting_prompt: self.awaiting_prompt.load(Ordering::SeqCst),
+            max_block: rx.max_block,
+            max_line: MAX_LINE,
+        }
+    }
+
+    /// Digests what the reader holds from `pos` on, handling every unit, and drops what was
+    /// used. With `lines`, length-counted blocks are not taken (the bytes held by an abandoned
+    /// block: [`digest_lines`]) until a `+CMQTTRXSTART` begins a message of its own.
+    fn digest_held(&self, rx: &mut RxState, mut pos: usize, mut lines: bool) {
+        let max_block = rx.max_block;
+        let RxState { buf, asm, .. } = rx;
+        loop {
+            let opts = DigestOptions {
+                awaiting_prompt: self.awaiting_prompt.load(Ordering::SeqCst),
+                max_block,
+                max_line: MAX_LINE,
+            };
+            let d = if lines {
+                digest_lines(&buf[pos..], &opts)
+            } else {
+                digest(&buf[pos..], &opts)
+            };
+            match d {
+                Digested::Incomplete { skip } => {
+                    pos += skip;
+                    break;
+                }
+                Digested::Unit { used, unit } => {
+                    // `unit` borrows `buf`; handle it before moving on.
+                    let used = used.max(1);
+                    match unit {
+                        Unit::Invalid(l) if lines && is_block_header(l) => {
+                            // The rest of a message already reported lost.
+                            self.trace_with(Direction::Receive, || {
+                                format!("(after lost bytes) {}", redact_line(l))
+                            });
+                        }
+                        unit => {
+                            if matches!(unit, Unit::RxStart { .. }) {
+                                lines = false;
+                            }
+                            let run = catch_unwind(AssertUnwindSafe(|| self.on_unit(unit, asm)));
+                            if run.is_err() {
+                                if let Some(h) = self.link.warn_internal.hit() {
+                                    log::error!(
+                                        "cmqtt: internal error handling a unit{}",
+                                        h.note()
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    pos += used;
+                }
+            }
+        }
+        buf.drain(..pos);
+    }
+
+    /// Abandons a block that is still short of its announced length (see
+    /// [`crate::Profile::block_idle`]): the message it belonged to is reported lost and dropped,
+    /// and the bytes it held are read again as lines. `false` when no block is pending.
+    fn abandon_block(&self, rx: &mut RxState) -> bool {
+        let opts = self.digest_options(rx);
+        let Some(p) = pending_block(&rx.buf, &opts) else {
+            return false;
+        };
+        let why = rx
+            .asm
+            .lost(p.client, p.topic, &rx.buf[p.data_start..], p.announced);
+        let why = redact_text(&why);
+        if let Some(h) = self.link.warn_lost_block.hit() {
+            log::warn!("cmqtt: {why}{}", h.note());
+        }
+        self.emit(Event::Malformed(why));
+        self.digest_held(rx, p.data_start, true);
+        true
+    }
+
+    /// The reader saw no byte for a read timeout: a block pending for `block_idle` is
+    /// abandoned.
+    fn idle_tick(&self) {
+        if self.link.since_rx() < self.profile.read().block_idle {
+            return;
+        }
+        let mut rx = self.link.rx.lock();
+        while self.abandon_block(&mut rx) {}
+    }
+
+    /// What was counted but not logged, when the reader ends.
+    fn log_summary(&self) {
+        for (what, r) in [
+            ("malformed received messages", &self.link.warn_malformed),
+            ("received messages lost to missing bytes", &self.link.warn_lost_block),
+            ("internal errors handling a unit", &self.link.warn_internal),
+        ] {
+            let (total, unlogged) = r.unlogged();
+            if unlogged > 0 {
+                log::info!(
+                    "cmqtt: session summary: {total} {what} ({unlogged} not logged one by one)"
+                );
             }
         }
     }
@@ -736,8 +1175,9 @@ impl Shared {
             }
         }
         if l.starts_with(b"+CMQTTNONET") {
+            let was = self.health.record_no_network();
             for c in 0..2u8 {
-                if self.connected[c as usize].swap(false, Ordering::SeqCst) {
+                if was[c as usize] {
                     self.fail_pending_of(c, SlotOutcome::Lost(3));
                 }
             }
@@ -759,10 +1199,7 @@ impl Shared {
                 self.emit_quiet(l);
                 return;
             }
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            for c in &self.connected {
-                c.store(false, Ordering::SeqCst);
-            }
+            self.health.record_restart();
             for p in self.pending.lock().drain(..) {
                 fill(&p.slot, SlotOutcome::Restarted);
             }
@@ -801,7 +1238,8 @@ impl Shared {
                 }
             }
         }
-        let text = String::from_utf8_lossy(l).into_owned();
+        // Redacted: noise before an echoed connect line must not carry its password out.
+        let text = redact_line(l);
         if self.opening.load(Ordering::SeqCst) {
             // Before the session is up (boot banner, our own echoed wake-up bytes): not news.
             self.emit_quiet(l);
@@ -840,7 +1278,8 @@ impl Shared {
 
     fn connection_lost(&self, client: u8, cause: u8) {
         if (client as usize) < 2 {
-            if self.connected[client as usize].swap(false, Ordering::SeqCst) {
+            // State first: whatever happens to the events below, the loss is on record.
+            if self.health.record_lost(client, cause) {
                 // A command of this client not yet answered OK (a publish, a subscribe) will
                 // not get its result line either.
                 let mut tx = self.tx.lock();
@@ -850,9 +1289,8 @@ impl Shared {
             }
             // A publish or subscribe waiting for the broker's answer will not get it.
             self.fail_pending_of(client, SlotOutcome::Lost(cause));
-            let cb = self.callbacks.lock().on_connection_lost[client as usize].is_some();
-            if cb {
-                self.send_dispatch(Dispatch::ConnectionLost(client, cause));
+            if self.callbacks.on_connection_lost[client as usize].is_set() {
+                self.lost.push((client, cause));
             }
         }
         self.emit(Event::ConnectionLost { client, cause });
@@ -906,6 +1344,14 @@ fn result_to_phase1(req: &Request<'_>, code: u32, lines: Vec<Vec<u8>>) -> Result
     }
 }
 
+/// What an interrupted wait returns (see [`Shared::interrupt`]).
+fn interrupted(command: &'static str) -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::Interrupted,
+        format!("{command}: the wait was interrupted (Modem::interrupt); the modem may still answer it"),
+    ))
+}
+
 fn code_failure(code: u32) -> ModemFailure {
     match ErrCode::from_code(code) {
         Some(c) => ModemFailure::Code(c),
@@ -948,13 +1394,6 @@ fn is_boot_noise(l: &[u8]) -> bool {
 }
 
 fn reader_loop(shared: Arc<Shared>, mut port: Box<dyn Read + Send>) {
-    let max_block = shared.profile.read().max_rx_payload.max(10240);
-    let (max_topic, max_payload) = {
-        let p = shared.profile.read();
-        (p.max_topic, p.max_rx_payload)
-    };
-    let mut asm = Assembler::new(max_topic, max_payload);
-    let mut buf: Vec<u8> = Vec::with_capacity(max_block + 8192);
     let mut chunk = vec![0u8; 8192];
     loop {
         if shared.shutdown.load(Ordering::SeqCst) {
@@ -974,7 +1413,8 @@ fn reader_loop(shared: Arc<Shared>, mut port: Box<dyn Read + Send>) {
                         | io::ErrorKind::Interrupted
                 ) =>
             {
-                continue
+                shared.idle_tick();
+                continue;
             }
             Err(e) => {
                 if !shared.shutdown.load(Ordering::SeqCst) {
@@ -988,63 +1428,57 @@ fn reader_loop(shared: Arc<Shared>, mut port: Box<dyn Read + Send>) {
             .counters
             .bytes_in
             .fetch_add(n as u64, Ordering::Relaxed);
+        shared.link.touch();
+        let mut rx = shared.link.rx.lock();
         let bytes = shared.skip_echo(&chunk[..n]);
-        buf.extend_from_slice(bytes);
-        let mut pos = 0;
-        loop {
-            let opts = DigestOptions {
-                awaiting_prompt: shared.awaiting_prompt.load(Ordering::SeqCst),
-                max_block,
-                max_line: 4096,
-            };
-            match digest(&buf[pos..], &opts) {
-                Digested::Incomplete { skip } => {
-                    pos += skip;
-                    break;
-                }
-                Digested::Unit { used, unit } => {
-                    // `unit` borrows `buf`; handle it before moving on.
-                    let used = used.max(1);
-                    catch_unwind(AssertUnwindSafe(|| shared.on_unit(unit, &mut asm)))
-                        .unwrap_or_else(|_| log::error!("cmqtt: internal error handling a unit"));
-                    pos += used;
-                }
+        rx.buf.extend_from_slice(bytes);
+        shared.digest_held(&mut rx, 0, false);
+    }
+    shared.log_summary();
+}
+
+/// The dispatch thread: drains each stream that has a callback into it, control first, one
+/// item per stream per round (so a busy client cannot starve the other), and sleeps when there
+/// is nothing to do.
+fn dispatch_loop(shared: Arc<Shared>) {
+    shared.dispatch_thread.set(std::thread::current().id());
+    loop {
+        if !dispatch_round(&shared) {
+            if shared.shutdown.load(Ordering::SeqCst) {
+                break;
             }
+            shared.wake.wait();
         }
-        buf.drain(..pos);
     }
 }
 
-fn dispatch_loop(shared: Arc<Shared>, rx: Receiver<Dispatch>) {
-    while let Ok(d) = rx.recv() {
-        // Take the callback out, then call it with no lock held: it may publish.
-        let run = catch_unwind(AssertUnwindSafe(|| match d {
-            Dispatch::Message(m) => {
-                let cb = shared.callbacks.lock().on_message[m.client as usize & 1].clone();
-                match cb {
-                    Some(cb) => cb(&m),
-                    None => shared.push_message(m),
-                }
-            }
-            Dispatch::ConnectionLost(c, cause) => {
-                let cb = shared.callbacks.lock().on_connection_lost[c as usize & 1].clone();
-                if let Some(cb) = cb {
-                    cb(c, cause);
-                }
-            }
-            Dispatch::Event(e) => {
-                let cb = shared.callbacks.lock().on_event.clone();
-                match cb {
-                    Some(cb) => cb(&e),
-                    None => shared.queue_event(e),
-                }
-            }
-        }));
-        if run.is_err() {
-            log::error!("cmqtt: a callback panicked; delivery goes on");
+fn dispatch_round(shared: &Shared) -> bool {
+    let mut did = false;
+    let cbs = &shared.callbacks;
+    // Control first: every lost connection before any message.
+    while let Some((c, cause)) = shared.lost.try_pop() {
+        did = true;
+        if let Some(run) = cbs.on_connection_lost[c as usize & 1].enter() {
+            guarded(|| (run.cb)(c, cause));
         }
     }
+    for (i, slot) in cbs.on_message.iter().enumerate() {
+        if let Some(run) = slot.enter() {
+            if let Some(m) = shared.messages[i].try_pop() {
+                did = true;
+                guarded(|| (run.cb)(&m));
+            }
+        }
+    }
+    if let Some(run) = cbs.on_event.enter() {
+        if let Some(e) = shared.next_event(Some(std::time::Duration::ZERO)) {
+            did = true;
+            guarded(|| (run.cb)(&e));
+        }
+    }
+    did
 }
+
 
 #[allow(dead_code)]
 fn _assert_send_sync() {

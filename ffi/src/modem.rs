@@ -85,6 +85,10 @@ pub type cmqtt_trace_cb = Option<
     unsafe extern "C" fn(userdata: *mut c_void, direction: cmqtt_direction, line: *const c_char),
 >;
 
+/// The largest queue capacity (`cmqtt_modem_options.queue_capacity`,
+/// `cmqtt_supervisor_config.queue_capacity` and `.outbox_capacity`): 1048576 items.
+pub const CMQTT_MAX_QUEUE_CAPACITY: u32 = 1 << 20;
+
 /// Options of `cmqtt_modem_open_with`. Start from `cmqtt_modem_options_default()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +100,8 @@ pub struct cmqtt_modem_options {
     pub model: cmqtt_model_raw,
     /// How long to keep sending `AT` until the modem answers, in ms (0 = default, 10 s).
     pub sync_timeout_ms: u32,
-    /// Capacity of each event and message queue (0 = default, 1024).
+    /// Capacity of each event and message queue (0 = default, 1024; at most
+    /// `CMQTT_MAX_QUEUE_CAPACITY`, larger is `CMQTT_ERR_INVALID_ARGUMENT`).
     pub queue_capacity: u32,
     /// What a full queue drops: false = the oldest item (the default), true = the new one.
     /// Overflows are reported as `CMQTT_EVENT_OVERFLOW`.
@@ -180,6 +185,16 @@ pub(crate) fn modem_options(o: &cmqtt_modem_options) -> FfiResult<ModemOptions> 
     };
     if o.sync_timeout_ms > 0 {
         opts.sync_timeout = Duration::from_millis(u64::from(o.sync_timeout_ms));
+    }
+    if o.queue_capacity > CMQTT_MAX_QUEUE_CAPACITY {
+        return fail(
+            CMQTT_ERR_INVALID_ARGUMENT,
+            format!(
+                "invalid argument options->queue_capacity: must be 0 (the default, 1024) or at most \
+                 {CMQTT_MAX_QUEUE_CAPACITY}, got {}",
+                o.queue_capacity
+            ),
+        );
     }
     if o.queue_capacity > 0 {
         opts.queue_capacity = o.queue_capacity as usize;

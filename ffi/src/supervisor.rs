@@ -710,7 +710,8 @@ pub enum cmqtt_supervisor_event_kind {
     CMQTT_SUPERVISOR_EVENT_STATE = 1,
     /// Something broke (`loss`, `cause`, `text`); restoring starts.
     CMQTT_SUPERVISOR_EVENT_LOST = 2,
-    /// Connected again after `attempt` failed attempts.
+    /// Connected again after a loss or failed attempts; `attempt` counts the attempts made
+    /// (the successful one included).
     CMQTT_SUPERVISOR_EVENT_RESTORED = 3,
     /// Attempt number `attempt` to (re)connect failed; `text` is the error.
     CMQTT_SUPERVISOR_EVENT_ATTEMPT_FAILED = 4,
@@ -721,6 +722,9 @@ pub enum cmqtt_supervisor_event_kind {
     /// Any other modem event (unsolicited lines, boot noise, malformed data, queue overflows,
     /// ping failures), in `modem_event`.
     CMQTT_SUPERVISOR_EVENT_MODEM = 7,
+    /// A subscription (`text`: "filter: reason") was refused by the broker or the modem and
+    /// is dropped (not retried after reconnects).
+    CMQTT_SUPERVISOR_EVENT_SUBSCRIBE_FAILED = 8,
 }
 
 /// A supervisor event, passed to a `cmqtt_supervisor_event_cb`. Valid during the call only
@@ -759,6 +763,7 @@ fn state_value(s: &State) -> cmqtt_state {
         State::Connected => CMQTT_STATE_CONNECTED,
         State::Waiting { .. } => CMQTT_STATE_WAITING,
         State::Stopped => CMQTT_STATE_STOPPED,
+        _ => CMQTT_STATE_NONE,
     }
 }
 
@@ -786,40 +791,30 @@ fn with_c_event<R>(e: &SupervisorEvent, f: impl FnOnce(&cmqtt_supervisor_event) 
                 State::Waiting { attempt, delay } => {
                     ev.attempt = *attempt;
                     ev.delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                    format!(
-                        "waiting {:.1} s before attempt {}",
-                        delay.as_secs_f64(),
-                        attempt + 1
-                    )
+                    s.to_string()
                 }
-                other => format!("{other:?}").to_lowercase(),
+                other => other.to_string(),
             }
         }
         SupervisorEvent::Lost(l) => {
             ev.kind = CMQTT_SUPERVISOR_EVENT_LOST;
-            let (loss, text) = match l {
+            ev.loss = match l {
                 Loss::Connection { cause } => {
                     ev.cause = i32::from(*cause);
-                    (
-                        CMQTT_LOSS_CONNECTION,
-                        format!("broker connection lost (cause {cause})"),
-                    )
+                    CMQTT_LOSS_CONNECTION
                 }
-                Loss::Network => (CMQTT_LOSS_NETWORK, "network lost".to_string()),
-                Loss::ModemRestart => (CMQTT_LOSS_MODEM_RESTART, "the modem restarted".into()),
-                Loss::Port(why) => (CMQTT_LOSS_PORT, format!("serial port: {why}")),
-                Loss::Unresponsive(why) => (
-                    CMQTT_LOSS_UNRESPONSIVE,
-                    format!("modem unresponsive: {why}"),
-                ),
+                Loss::Network => CMQTT_LOSS_NETWORK,
+                Loss::ModemRestart => CMQTT_LOSS_MODEM_RESTART,
+                Loss::Port(_) => CMQTT_LOSS_PORT,
+                Loss::Unresponsive(_) => CMQTT_LOSS_UNRESPONSIVE,
+                _ => CMQTT_LOSS_NONE,
             };
-            ev.loss = loss;
-            text
+            l.to_string()
         }
         SupervisorEvent::Restored { attempts } => {
             ev.kind = CMQTT_SUPERVISOR_EVENT_RESTORED;
             ev.attempt = *attempts;
-            format!("connected again after {attempts} failed attempt(s)")
+            e.to_string()
         }
         SupervisorEvent::AttemptFailed { attempt, error } => {
             ev.kind = CMQTT_SUPERVISOR_EVENT_ATTEMPT_FAILED;
@@ -836,6 +831,10 @@ fn with_c_event<R>(e: &SupervisorEvent, f: impl FnOnce(&cmqtt_supervisor_event) 
             ev.id = *id;
             reason.clone()
         }
+        SupervisorEvent::SubscribeFailed { topic, reason } => {
+            ev.kind = CMQTT_SUPERVISOR_EVENT_SUBSCRIBE_FAILED;
+            format!("{}: {reason}", String::from_utf8_lossy(topic))
+        }
         SupervisorEvent::Modem(me) => {
             ev.kind = CMQTT_SUPERVISOR_EVENT_MODEM;
             let (kind, client, code, dropped, t) = event_parts(me);
@@ -849,6 +848,7 @@ fn with_c_event<R>(e: &SupervisorEvent, f: impl FnOnce(&cmqtt_supervisor_event) 
             });
             t
         }
+        other => other.to_string(),
     };
     let text = c_string(&text);
     ev.text = text.as_ptr();

@@ -724,3 +724,45 @@ fn emulator_session_misuse_and_redaction() {
     drop(trace);
     sim.shutdown();
 }
+
+#[test]
+fn capacities_beyond_the_maximum_are_invalid_arguments_not_aborts() {
+    assert_eq!(
+        CMQTT_MAX_QUEUE_CAPACITY as usize,
+        cmqtt_core::MAX_QUEUE_CAPACITY
+    );
+    unsafe {
+        // Refused before the port is touched (the port does not even exist).
+        let mut o = cmqtt_modem_options_default();
+        o.queue_capacity = u32::MAX;
+        let mut m: *mut cmqtt_modem = null_mut();
+        let r = cmqtt_modem_open_with(c"/dev/cmqtt-ffi-unit-absent".as_ptr(), &o, &mut m);
+        assert_eq!(r, CMQTT_ERR_INVALID_ARGUMENT, "{}", last_message());
+        assert!(m.is_null());
+        assert!(last_message().contains("1048576"), "{}", last_message());
+
+        let base = || {
+            let mut cfg = cmqtt_supervisor_config_default();
+            cfg.port = c"/dev/cmqtt-ffi-unit-absent".as_ptr();
+            cfg.client.client_id = c"ffi-unit-caps".as_ptr();
+            cfg.server = c"tcp://127.0.0.1:1883".as_ptr();
+            cfg
+        };
+        type Edit = fn(&mut cmqtt_supervisor_config);
+        let edits: [(Edit, &str); 3] = [
+            (|c| c.queue_capacity = u32::MAX, "queue_capacity"),
+            (|c| c.outbox_capacity = usize::MAX, "outbox capacity"),
+            (|c| c.modem.queue_capacity = u32::MAX, "queue_capacity"),
+        ];
+        for (edit, what) in edits {
+            let mut cfg = base();
+            edit(&mut cfg);
+            let mut s: *mut cmqtt_supervisor = null_mut();
+            let r = cmqtt_supervisor_new(&cfg, &mut s);
+            assert_eq!(r, CMQTT_ERR_INVALID_ARGUMENT, "{what}: {}", last_message());
+            assert!(s.is_null());
+            assert!(last_message().contains(what), "{}", last_message());
+            assert!(last_message().contains("1048576"), "{}", last_message());
+        }
+    }
+}

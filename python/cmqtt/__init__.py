@@ -61,9 +61,11 @@ Errors
     ``ConnectionLostError`` (also ``ConnectionError``), ``TimeoutError`` (also the builtin
     ``TimeoutError``), ``SerialError`` (also ``OSError``), ``NotConnectedError``,
     ``ClosedError``, ``UnsupportedError``, ``ProtocolError``, ``DeliveryError`` (``.id``,
-    ``.status``, ``.reason``) and ``OutboxFullError``. Arguments outside the spec's
+    ``.status``, ``.reason``), ``OutboxFullError`` and ``StaleHandleError`` (also
+    ``ValueError``: a client used after the modem restarted). Arguments outside the spec's
     range raise ``ValueError`` naming the allowed range; arguments of the wrong type raise
-    ``TypeError``.
+    ``TypeError``. An error while leaving a ``with`` block whose body raised is logged on the
+    ``cmqtt`` logger, never raised over the body's exception.
 """
 
 from ._cmqtt import (
@@ -82,6 +84,7 @@ from ._cmqtt import (
     OutboxFullError,
     ProtocolError,
     SerialError,
+    StaleHandleError,
     Supervisor,
     SupervisorEvent,
     SupervisorMessageIterator,
@@ -107,6 +110,7 @@ __all__ = [
     "OutboxFullError",
     "ProtocolError",
     "SerialError",
+    "StaleHandleError",
     "Supervisor",
     "SupervisorEvent",
     "SupervisorMessageIterator",

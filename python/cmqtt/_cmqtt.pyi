@@ -29,6 +29,7 @@ __all__ = [
     "ProtocolError",
     "DeliveryError",
     "OutboxFullError",
+    "StaleHandleError",
 ]
 __version__: str
 core_version: str
@@ -74,6 +75,10 @@ class DeliveryError(Error):
 
 class OutboxFullError(Error):
     """The Supervisor's outbox is full and when_full="error": nothing was queued."""
+
+class StaleHandleError(Error, ValueError):
+    """The client handle is gone: the modem restarted since it was acquired (or it was
+    released). Start the service and acquire the client again. Also a ValueError."""
 
 @final
 class Message:

@@ -198,10 +198,13 @@ impl Client {
         slf
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.release(py)?;
-        Ok(false)
+    /// Releases the client. When the block raised, an error of the release (a modem that
+    /// stopped answering) is logged on the ``cmqtt`` logger instead of replacing the block's
+    /// exception.
+    #[pyo3(signature = (*args))]
+    fn __exit__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        let r = self.release(py);
+        pylog::exit_error(py, "releasing the client", args, r)
     }
 
     /// Disconnect if connected, then release the client (``AT+CMQTTREL``). Idempotent.

@@ -19,6 +19,7 @@ pub(crate) struct Exceptions {
     pub protocol: Py<PyType>,
     pub delivery: Py<PyType>,
     pub outbox_full: Py<PyType>,
+    pub stale_handle: Py<PyType>,
 }
 
 static EXCEPTIONS: PyOnceLock<Exceptions> = PyOnceLock::new();
@@ -130,6 +131,15 @@ fn create(py: Python<'_>) -> PyResult<Exceptions> {
          None.",
         false,
     )?;
+    let stale_handle = make(
+        py,
+        "StaleHandleError",
+        vec![e.clone(), b("ValueError")?],
+        "The client handle is no longer valid: the modem restarted since it was acquired (every \
+         MQTT state on the modem is gone), or it was released. Start the service and acquire \
+         the client again. Also a ValueError (what it used to be).",
+        false,
+    )?;
     let outbox_full = make(
         py,
         "OutboxFullError",
@@ -150,6 +160,7 @@ fn create(py: Python<'_>) -> PyResult<Exceptions> {
         protocol,
         delivery,
         outbox_full,
+        stale_handle,
     })
 }
 
@@ -171,6 +182,7 @@ pub(crate) fn add_to_module(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult
         ("ProtocolError", &x.protocol),
         ("DeliveryError", &x.delivery),
         ("OutboxFullError", &x.outbox_full),
+        ("StaleHandleError", &x.stale_handle),
     ] {
         m.add(name, t.clone_ref(py))?;
     }
@@ -254,6 +266,11 @@ pub(crate) fn to_py(py: Python<'_>, e: cmqtt::Error) -> PyErr {
             .unwrap_or_else(|_| py.None())
     };
     match &e {
+        // The core's "the modem restarted since client N was acquired" / "client N was
+        // released": a handle that is gone, not a bad argument.
+        cmqtt::Error::InvalidArgument { param: "client", .. } => {
+            raise(py, &x.stale_handle, msg, &[])
+        }
         cmqtt::Error::InvalidArgument { .. } => PyValueError::new_err(msg),
         cmqtt::Error::Modem { command, failure } => {
             let code = failure.code().map(|c| int(c as u64)).unwrap_or_else(none);

@@ -50,7 +50,8 @@ impl ModemShared {
 /// opens the serial port (e.g. ``"/dev/ttyUSB2"``, or ``"socket://127.0.0.1:7000"`` for a
 /// serial-over-TCP bridge / ``cmqtt sim --tcp``), synchronises with ``AT`` for up to
 /// ``timeout`` seconds, switches echo off and identifies the model (``model`` forces one of
-/// ``"a7600"``, ``"sim7600"``, ``"sim7672x"``).
+/// ``"a7600"``, ``"sim7600"``, ``"sim7672x"``). ``queue_capacity`` (1..=1048576) bounds each
+/// event and message queue; ``baudrate`` must be positive.
 ///
 /// Use it as a context manager: ``close()`` runs on exit. Every method may be called from
 /// several threads; the GIL is released while the modem is working, and Ctrl-C interrupts a
@@ -181,10 +182,11 @@ impl Modem {
             sync_timeout: wait::seconds("timeout", timeout)?,
             queue_capacity: usize::try_from(queue_capacity)
                 .ok()
-                .filter(|c| *c > 0)
+                .filter(|c| (1..=cmqtt::MAX_QUEUE_CAPACITY).contains(c))
                 .ok_or_else(|| {
                     PyValueError::new_err(format!(
-                        "invalid argument queue_capacity: must be >= 1, got {queue_capacity}"
+                        "invalid argument queue_capacity: must be 1..={}, got {queue_capacity}",
+                        cmqtt::MAX_QUEUE_CAPACITY
                     ))
                 })?,
             echo_off,
@@ -216,10 +218,12 @@ impl Modem {
         slf
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.close(py)?;
-        Ok(false)
+    /// Closes the modem. When the block raised, an error of the close is logged on the
+    /// ``cmqtt`` logger instead of replacing the block's exception.
+    #[pyo3(signature = (*args))]
+    fn __exit__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        let r = self.close(py);
+        pylog::exit_error(py, "closing the modem", args, r)
     }
 
     /// Release every client acquired through this modem (disconnecting them first), stop the
@@ -442,7 +446,12 @@ impl Modem {
                 .import("os")?
                 .call_method1("fspath", (data,))?
                 .extract()?;
-            py.detach(|| std::fs::read(&path))?
+            util::read_file_bounded(
+                py,
+                &path,
+                cmqtt::command::MAX_CERT_LEN,
+                "the modem's certificate store takes",
+            )?
         } else {
             util::bytes_or_str("data", data).map_err(|_| {
                 PyTypeError::new_err("data must be bytes, bytearray, a str path or an os.PathLike")

@@ -42,6 +42,38 @@ pub(crate) fn log_detached(level: i32, message: &str) {
     let _ = Python::try_attach(|py| log(py, level, message));
 }
 
+/// `__exit__` of a `with` block whose body raised: an error of the clean-up (`what`) must not
+/// replace the body's exception. Returns the error to raise: none (it was logged as a warning
+/// on the `cmqtt` logger) unless it is a `KeyboardInterrupt`/`SystemExit`, which still stops
+/// the program. When the body did not raise, the clean-up's error is raised as usual.
+pub(crate) fn exit_error(
+    py: Python<'_>,
+    what: &str,
+    exit_args: &Bound<'_, PyTuple>,
+    result: PyResult<()>,
+) -> PyResult<bool> {
+    let Err(err) = result else {
+        return Ok(false);
+    };
+    let body_raised = exit_args
+        .get_item(0)
+        .map(|t| !t.is_none())
+        .unwrap_or(false);
+    if !body_raised || !err.is_instance_of::<pyo3::exceptions::PyException>(py) {
+        return Err(err);
+    }
+    log(
+        py,
+        WARNING,
+        &format!(
+            "cmqtt: {what} failed while leaving a `with` block that raised (the block's \
+             exception goes on): {}",
+            err.value(py)
+        ),
+    );
+    Ok(false)
+}
+
 /// Logs an exception raised by a user callback, with its traceback: it is not lost, and the
 /// dispatch thread goes on delivering.
 pub(crate) fn callback_error(py: Python<'_>, which: &str, err: PyErr) {

@@ -285,7 +285,12 @@ fn cert_files(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<Vec<(String, Ve
             b.as_bytes().to_vec()
         } else if v.cast::<PyString>().is_ok() || v.hasattr("__fspath__")? {
             let path: PathBuf = py.import("os")?.call_method1("fspath", (&v,))?.extract()?;
-            py.detach(|| std::fs::read(&path))?
+            util::read_file_bounded(
+                py,
+                &path,
+                cmqtt::command::MAX_CERT_LEN,
+                "the modem's certificate store takes",
+            )?
         } else {
             util::bytes_or_str("certs value", &v).map_err(|_| {
                 PyTypeError::new_err("certs values must be bytes, a str path or an os.PathLike")
@@ -305,14 +310,7 @@ fn optional_seconds(name: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
 }
 
 fn state_name(s: &State) -> &'static str {
-    match s {
-        State::Opening => "opening",
-        State::Starting => "starting",
-        State::Connecting => "connecting",
-        State::Connected => "connected",
-        State::Waiting { .. } => "waiting",
-        State::Stopped => "stopped",
-    }
+    s.kind()
 }
 
 /// The next message (see `Supervisor.recv`); None on timeout or once closed.
@@ -1030,13 +1028,12 @@ impl SupervisorEvent {
                 ev
             }
             E::Lost(l) => {
-                let (loss, cause, text) = match l {
-                    Loss::Connection { cause } => ("connection", Some(*cause), None),
-                    Loss::Network => ("network", None, None),
-                    Loss::ModemRestart => ("modem_restart", None, None),
-                    Loss::Port(why) => ("port", None, Some(why.clone())),
-                    Loss::Unresponsive(why) => ("unresponsive", None, Some(why.clone())),
+                let (cause, text) = match l {
+                    Loss::Connection { cause } => (Some(*cause), None),
+                    Loss::Port(why) | Loss::Unresponsive(why) => (None, Some(why.clone())),
+                    _ => (None, None),
                 };
+                let loss = l.kind();
                 SupervisorEvent {
                     loss: Some(loss),
                     cause,
@@ -1062,9 +1059,20 @@ impl SupervisorEvent {
                 text: Some(reason.clone()),
                 ..SupervisorEvent::empty("failed")
             },
+            E::SubscribeFailed { topic, reason } => SupervisorEvent {
+                text: Some(format!(
+                    "{}: {reason}",
+                    String::from_utf8_lossy(topic)
+                )),
+                ..SupervisorEvent::empty("subscribe_failed")
+            },
             E::Modem(me) => SupervisorEvent {
                 event: Some(Py::new(py, Event::from_core(py, me)?)?),
                 ..SupervisorEvent::empty("modem")
+            },
+            other => SupervisorEvent {
+                text: Some(other.to_string()),
+                ..SupervisorEvent::empty(other.kind())
             },
         })
     }

@@ -103,6 +103,33 @@ pub(crate) fn is_topic(obj: &Bound<'_, PyAny>) -> bool {
         || obj.cast::<PyByteArray>().is_ok()
 }
 
+/// The file at `path`, read with the GIL released and only up to `limit` bytes plus one
+/// (`Read::take`): a larger file (or `/dev/zero`, a FIFO that never ends) is a `ValueError`
+/// naming the file and the limit, after reading `limit + 1` bytes at most. `takes` says who
+/// takes at most `limit` bytes ("the modem's certificate store takes").
+pub(crate) fn read_file_bounded(
+    py: Python<'_>,
+    path: &std::path::Path,
+    limit: usize,
+    takes: &str,
+) -> PyResult<Vec<u8>> {
+    use std::io::Read;
+    let data = py.detach(|| -> std::io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        std::fs::File::open(path)?
+            .take(limit as u64 + 1)
+            .read_to_end(&mut v)?;
+        Ok(v)
+    })?;
+    if data.len() > limit {
+        return Err(PyValueError::new_err(format!(
+            "{} is larger than {limit} bytes: {takes} at most {limit} bytes",
+            path.display()
+        )));
+    }
+    Ok(data)
+}
+
 /// A callback argument: callable or None.
 pub(crate) fn callback(name: &str, obj: Option<Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
     match obj {

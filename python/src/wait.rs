@@ -80,7 +80,8 @@ where
     S: Fn(Duration) -> Option<T> + Sync,
     D: Fn() -> bool + Sync,
 {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // Saturated: a timeout beyond what the clock can hold (1e18 s) is no deadline.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let slice = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),

@@ -155,6 +155,7 @@ pub trait Command {
 /// Checks a whole will (topic, message, QoS) before any part of it is sent.
 pub(crate) fn validate_will(p: &Profile, topic: &[u8], message: &[u8], qos: u8) -> Result<()> {
     validate::len("will topic", topic.len(), 1, p.max_topic)?;
+    validate::publish_topic("will topic", topic)?;
     validate::len("will message", message.len(), 1, p.max_will_message)?;
     validate::qos(qos)
 }

@@ -76,3 +76,70 @@ pub(crate) fn file_name(param: &'static str, s: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// A topic to publish to: MQTT forbids wildcards (`+`, `#`) and NUL in it, and a broker that
+/// receives one closes the connection (so would every retry).
+pub(crate) fn publish_topic(param: &'static str, t: &[u8]) -> Result<()> {
+    if let Some(b) = t.iter().find(|&&b| b == b'+' || b == b'#' || b == 0) {
+        let what = match b {
+            0 => "NUL".to_string(),
+            b => format!("the wildcard '{}'", *b as char),
+        };
+        return Err(Error::InvalidArgument {
+            param,
+            reason: format!(
+                "a topic to publish to must not contain {what} (wildcards are for subscribing); the broker would close the connection"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A topic filter to subscribe to: `#` only as the whole last level, `+` only as a whole level,
+/// no NUL (MQTT 3.1.1 section 4.7.1). A broker refuses anything else, every time.
+pub(crate) fn topic_filter(param: &'static str, t: &[u8]) -> Result<()> {
+    let bad = |why: String| Error::InvalidArgument { param, reason: why };
+    if t.contains(&0) {
+        return Err(bad("a topic filter must not contain NUL".into()));
+    }
+    let levels: Vec<&[u8]> = t.split(|&b| b == b'/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains(&b'#') && (*level != b"#" || i + 1 != levels.len()) {
+            return Err(bad(format!(
+                "'#' must be a whole level and the last one (like \"a/#\"), got {:?}",
+                String::from_utf8_lossy(t)
+            )));
+        }
+        if level.contains(&b'+') && *level != b"+" {
+            return Err(bad(format!(
+                "'+' must be a whole level (like \"a/+/c\"), got {:?}",
+                String::from_utf8_lossy(t)
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod topic_tests {
+    use super::*;
+
+    #[test]
+    fn publish_topics_refuse_wildcards_and_nul() {
+        assert!(publish_topic("topic", b"a/b/c").is_ok());
+        for t in [&b"a/+"[..], b"a/#", b"#", b"a\0b", b"sport+"] {
+            let e = publish_topic("topic", t).unwrap_err().to_string();
+            assert!(e.contains("must not contain"), "{e}");
+        }
+    }
+
+    #[test]
+    fn filters_follow_the_mqtt_rules() {
+        for ok in [&b"a/b"[..], b"#", b"a/#", b"+", b"+/+/c", b"a/+/#", b"/", b"a//b"] {
+            assert!(topic_filter("topic", ok).is_ok(), "{:?}", ok);
+        }
+        for bad in [&b"a/#/b"[..], b"a#", b"a/b#", b"sport+", b"a/+b/c", b"a\0"] {
+            assert!(topic_filter("topic", bad).is_err(), "{:?}", bad);
+        }
+    }
+}

@@ -255,6 +255,18 @@ static void with_modem(const char *port, const char *server) {
     cmqtt_client *c = NULL, *c1 = NULL, *dup = NULL;
     cmqtt_message *msg = NULL;
     cmqtt_modem_options mo = cmqtt_modem_options_default();
+    /* A capacity beyond the maximum: a typed error naming the limit, not an aborted process */
+    mo.queue_capacity = UINT32_MAX;
+    EXPECT(cmqtt_modem_open_with(port, &mo, &m), CMQTT_ERR_INVALID_ARGUMENT);
+    CHECK(m == NULL);
+    CHECK(strstr(cmqtt_last_error_message(), "1048576") != NULL);
+    mo.queue_capacity = CMQTT_MAX_QUEUE_CAPACITY + 1;
+    EXPECT(cmqtt_modem_open_with(port, &mo, &m), CMQTT_ERR_INVALID_ARGUMENT);
+    mo.queue_capacity = 0;
+    mo.baud = 0;
+    EXPECT(cmqtt_modem_open_with(port, &mo, &m), CMQTT_ERR_INVALID_ARGUMENT);
+    CHECK(m == NULL && strstr(cmqtt_last_error_message(), "baud") != NULL);
+    mo.baud = 115200;
     mo.trace = trace;
     EXPECT(cmqtt_modem_open_with(port, &mo, &m), CMQTT_OK);
     if (!m) return;
@@ -550,6 +562,9 @@ static void supervisor_without_modem(void) {
     BAD_CONFIG((cfg.backoff_initial_ms = 5000, cfg.backoff_max_ms = 100), CMQTT_ERR_INVALID_ARGUMENT);
     BAD_CONFIG(cfg.pub_timeout_s = 5, CMQTT_ERR_INVALID_ARGUMENT);
     BAD_CONFIG(cfg.queue_capacity = 0, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.queue_capacity = UINT32_MAX, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.modem.queue_capacity = UINT32_MAX, CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.outbox_capacity = SIZE_MAX, CMQTT_ERR_INVALID_ARGUMENT);
     BAD_CONFIG(cfg.subscription_count = 2, CMQTT_ERR_NULL_ARGUMENT);
     cmqtt_subscription subs[2] = {{"misuse/sup/a", 1}, {"misuse/sup/b", 3}};
     BAD_CONFIG((cfg.subscriptions = subs, cfg.subscription_count = 2), CMQTT_ERR_INVALID_ARGUMENT);

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cmqtt::{
-    Backoff, Delivery, DeliveryStatus, Endpoint, Error, Loss, State, Supervisor, SupervisorConfig,
+    Backoff, Delivery, DeliveryStatus, Endpoint, Error, State, Supervisor, SupervisorConfig,
     SupervisorEvent,
 };
 use cmqtt_sim::{Faults, Model as SimModel, SimConfig, Simulator};
@@ -339,13 +339,7 @@ fn run(args: Args) -> ExitCode {
         sup.on_event(move |e| {
             match e {
                 SupervisorEvent::Lost(l) => {
-                    let k = match l {
-                        Loss::Connection { .. } => "connection",
-                        Loss::Network => "network",
-                        Loss::ModemRestart => "modem restart",
-                        Loss::Port(_) => "port",
-                        Loss::Unresponsive(_) => "unresponsive",
-                    };
+                    let k = l.kind();
                     *c.lost_events.lock().unwrap().entry(k).or_default() += 1;
                 }
                 SupervisorEvent::Restored { .. } => {
