@@ -49,8 +49,11 @@ impl ClientOptions {
 /// How to connect to a broker.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectOptions {
-    /// `tcp://host[:port]` (port 1883 by default). For TLS also `tcp://`: TLS is chosen when the
-    /// client is acquired.
+    /// The broker, in any form [`crate::BrokerUrl`] takes: `tcp://host[:port]`, `mqtt://`,
+    /// `mqtts://` / `ssl://` (port 8883 by default; the client must be acquired with TLS, which
+    /// is what chooses TLS on the modem), or a bare `host[:port]`; `user:password@` in the URL
+    /// is used when [`ConnectOptions::username`] and [`ConnectOptions::password`] are unset.
+    /// The modem is sent `tcp://host:port`.
     pub server: String,
     /// Keepalive, 1..=64800 s. Default 60.
     pub keepalive: u32,
@@ -83,10 +86,37 @@ impl ConnectOptions {
     }
 }
 
+/// What [`ConnectOptions::server`] and the credentials come to for the modem.
+pub(crate) struct Resolved {
+    pub server: String,
+    pub tls: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl ConnectOptions {
+    /// Parses the server (any form [`crate::BrokerUrl`] takes); credentials given in the
+    /// options win over those in the URL.
+    pub(crate) fn resolve(&self) -> Result<Resolved> {
+        let url = crate::url::BrokerUrl::parse(&self.server)?;
+        let (username, password) = if self.username.is_some() || self.password.is_some() {
+            (self.username.clone(), self.password.clone())
+        } else {
+            (url.username.clone(), url.password.clone())
+        };
+        Ok(Resolved {
+            server: url.modem_server(),
+            tls: url.tls,
+            username,
+            password,
+        })
+    }
+}
+
 impl std::fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectOptions")
-            .field("server", &self.server)
+            .field("server", &crate::url::redact(&self.server))
             .field("keepalive", &self.keepalive)
             .field("clean_session", &self.clean_session)
             .field("username", &self.username)
@@ -122,6 +152,8 @@ pub struct Client {
     generation: u64,
     /// Identifies this handle to the callback slots: a stale handle clears only its own.
     token: u64,
+    /// Acquired for TLS (`mqtts://` servers need it).
+    tls: bool,
     /// Serialises multi-command operations of this client.
     op: Mutex<()>,
     check_utf8: AtomicBool,
@@ -180,6 +212,7 @@ impl Client {
             released: AtomicBool::new(false),
             generation,
             token: crate::dispatch::new_token(),
+            tls: o.tls,
             op: Mutex::new(()),
             check_utf8: AtomicBool::new(true),
             subtopic_broken: AtomicBool::new(false),
@@ -332,14 +365,25 @@ impl Client {
     /// `AT+CMQTTCONNECT`: returns when the broker accepted (or the modem reports why not).
     pub fn connect(&self, o: &ConnectOptions) -> Result<()> {
         self.live()?;
+        let r = o.resolve()?;
+        if r.tls && !self.tls {
+            return Err(Error::invalid(
+                "server",
+                format!(
+                    "{} asks for TLS but client {} was acquired without it: acquire it with TLS (ClientOptions::tls, tls=True in Python, --tls)",
+                    crate::url::redact(&o.server),
+                    self.index
+                ),
+            ));
+        }
         let _op = self.op.lock();
         self.session.execute(&command::Connect {
             index: self.index,
-            server: &o.server,
+            server: &r.server,
             keepalive: o.keepalive,
             clean_session: o.clean_session,
-            username: o.username.as_deref(),
-            password: o.password.as_deref(),
+            username: r.username.as_deref(),
+            password: r.password.as_deref(),
             timeout: o.timeout,
         })?;
         self.session.shared().health.set_connected(self.index, true);
@@ -361,7 +405,10 @@ impl Client {
             timeout: secs,
         });
         if r.is_ok() || matches!(&r, Err(e) if e.err_code() == Some(crate::ErrCode::NoConnection)) {
-            self.session.shared().health.set_connected(self.index, false);
+            self.session
+                .shared()
+                .health
+                .set_connected(self.index, false);
         }
         r
     }
@@ -566,6 +613,48 @@ impl Client {
     }
 
     /// The next received message, waiting as long as the session lives.
+    /// The next message, waiting up to `timeout` (`Ok(None)` then) — but never past the
+    /// moment this client's connection is lost, the session ends or [`crate::Modem::interrupt`]
+    /// is called: then it returns the error (after any message received before). The loop a
+    /// subscriber needs, with no polling: it sleeps until one of these happens.
+    pub fn next_message(&self, timeout: Duration) -> Result<Option<Message>> {
+        use crate::event::Popped;
+        let shared = self.session.shared();
+        let q = &shared.messages[self.index as usize];
+        let deadline = crate::time::deadline_after(timeout);
+        let interrupts = shared.interrupts.load(Ordering::SeqCst);
+        loop {
+            let since = q.pokes();
+            if let Some(m) = q.try_pop() {
+                return Ok(Some(m));
+            }
+            if let Some(r) = shared.closed_reason() {
+                return Err(Error::Closed(r));
+            }
+            if !self.is_connected() {
+                let h = shared.health.snapshot();
+                return Err(match h.last_cause[self.index as usize] {
+                    Some(cause) if h.losses[self.index as usize] > 0 => Error::ConnectionLost {
+                        client: self.index,
+                        cause,
+                    },
+                    _ => Error::NotConnected { client: self.index },
+                });
+            }
+            if shared.interrupts.load(Ordering::SeqCst) != interrupts {
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "waiting for a message was interrupted",
+                )));
+            }
+            match q.pop_until_poked(deadline, since) {
+                Popped::Item(m) => return Ok(Some(m)),
+                Popped::Timeout => return Ok(None),
+                Popped::Poked | Popped::Closed => {}
+            }
+        }
+    }
+
     pub fn recv(&self) -> Option<Message> {
         self.session.shared().messages[self.index as usize].pop(None)
     }
@@ -670,7 +759,10 @@ impl Client {
                 },
                 limit,
             );
-            self.session.shared().health.set_connected(self.index, false);
+            self.session
+                .shared()
+                .health
+                .set_connected(self.index, false);
         }
         self.session
             .execute_within(&command::Rel { index: self.index }, limit)

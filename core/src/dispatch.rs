@@ -198,7 +198,9 @@ impl DispatchThread {
 
 impl std::fmt::Debug for DispatchThread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("DispatchThread").field(&self.0.get()).finish()
+        f.debug_tuple("DispatchThread")
+            .field(&self.0.get())
+            .finish()
     }
 }
 
@@ -215,7 +217,10 @@ mod tests {
         let (old, new) = (new_token(), new_token());
         slot.set(old, Arc::new(|| {}), false);
         slot.set(new, Arc::new(|| {}), false);
-        assert!(!slot.clear(old, false), "the old handle's clear must not remove the new one");
+        assert!(
+            !slot.clear(old, false),
+            "the old handle's clear must not remove the new one"
+        );
         assert!(slot.is_set());
         assert!(slot.clear(new, false));
         assert!(!slot.is_set());
@@ -256,7 +261,10 @@ mod tests {
         let s = slot.clone();
         let clearer = std::thread::spawn(move || s.clear(token, false));
         std::thread::sleep(Duration::from_millis(50));
-        assert!(!clearer.is_finished(), "clear returned while the callback ran");
+        assert!(
+            !clearer.is_finished(),
+            "clear returned while the callback ran"
+        );
         *release.0.lock() = true;
         release.1.notify_all();
         assert!(clearer.join().unwrap());

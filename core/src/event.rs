@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -115,7 +115,9 @@ impl fmt::Display for Event {
                 };
                 write!(f, "client {client}: connection lost (cause {cause}: {why})")
             }
-            Event::NoNetwork => f.write_str("no network (+CMQTTNONET): the service must be started again"),
+            Event::NoNetwork => {
+                f.write_str("no network (+CMQTTNONET): the service must be started again")
+            }
             Event::PingFailed { client, code } => {
                 write!(f, "client {client}: keepalive ping failed (code {code})")
             }
@@ -169,10 +171,20 @@ pub(crate) struct Queue<T> {
 
 struct QueueState<T> {
     items: VecDeque<T>,
+    /// Bumped by [`Queue::poke`]: something a waiter may care about besides items happened.
+    pokes: u64,
     capacity: usize,
     policy: OverflowPolicy,
     dropped: u64,
     closed: bool,
+}
+
+/// What [`Queue::pop_until_poked`] found.
+pub(crate) enum Popped<T> {
+    Item(T),
+    Timeout,
+    Poked,
+    Closed,
 }
 
 /// What `push` did.
@@ -188,6 +200,7 @@ impl<T> Queue<T> {
             name,
             inner: Mutex::new(QueueState {
                 items: VecDeque::new(),
+                pokes: 0,
                 // Callers check capacities (`check_capacity`); this is the last line of defence.
                 capacity: capacity.clamp(1, MAX_QUEUE_CAPACITY),
                 policy,
@@ -287,6 +300,37 @@ impl<T> Queue<T> {
                     }
                 }
                 None => self.ready.wait(&mut st),
+            }
+        }
+    }
+
+    /// How many pokes so far (see [`Queue::pop_until_poked`]).
+    pub(crate) fn pokes(&self) -> u64 {
+        self.inner.lock().pokes
+    }
+
+    /// Wakes every waiter of [`Queue::pop_until_poked`] (a loss, an interrupt).
+    pub(crate) fn poke(&self) {
+        self.inner.lock().pokes += 1;
+        self.ready.notify_all();
+    }
+
+    /// Waits until `deadline` for an item, or until the queue is poked after `since` (see
+    /// [`Queue::pokes`]) or closed.
+    pub(crate) fn pop_until_poked(&self, deadline: Instant, since: u64) -> Popped<T> {
+        let mut st = self.inner.lock();
+        loop {
+            if let Some(item) = st.items.pop_front() {
+                return Popped::Item(item);
+            }
+            if st.closed {
+                return Popped::Closed;
+            }
+            if st.pokes != since {
+                return Popped::Poked;
+            }
+            if self.ready.wait_until(&mut st, deadline).timed_out() {
+                return st.items.pop_front().map_or(Popped::Timeout, Popped::Item);
             }
         }
     }

@@ -70,7 +70,12 @@ impl HealthCell {
         };
         if changed {
             self.changed.notify_all();
-            let ls: Vec<Listener> = self.listeners.lock().iter().map(|(_, l)| l.clone()).collect();
+            let ls: Vec<Listener> = self
+                .listeners
+                .lock()
+                .iter()
+                .map(|(_, l)| l.clone())
+                .collect();
             for l in ls {
                 l();
             }

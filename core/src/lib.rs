@@ -57,11 +57,12 @@ mod session;
 pub mod supervise;
 mod time;
 mod trace;
+pub mod url;
 
 pub use client::{Client, ClientOptions, ConnectOptions, Publish};
 pub use command::{CfgSetting, ClientConfig, SslSetting};
-pub use error::{ErrCode, Error, ErrorKind, ModemFailure, Result};
 pub use dispatch::in_callback;
+pub use error::{ErrCode, Error, ErrorKind, ModemFailure, Result};
 pub use event::{Event, Message, OverflowPolicy, MAX_QUEUE_CAPACITY};
 pub use health::Health;
 pub use modem::{Identity, Modem, ModemOptions, SslContext};
@@ -71,6 +72,7 @@ pub use supervise::{
     Backoff, Endpoint, Loss, State, Supervisor, SupervisorConfig, SupervisorEvent, Will,
 };
 pub use trace::{Direction, TraceFn};
+pub use url::BrokerUrl;
 
 /// This crate's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

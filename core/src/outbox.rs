@@ -795,8 +795,7 @@ impl Journal {
             log::info!("cmqtt: {report}");
         }
         drop(data);
-        let must_rewrite =
-            report.upgraded || report.is_damaged() || report.torn_tail.is_some();
+        let must_rewrite = report.upgraded || report.is_damaged() || report.torn_tail.is_some();
         if must_rewrite || j.compaction_due() {
             let res = j.compact(entries.values().map(|e| EntryRef {
                 id: e.id,
@@ -970,7 +969,7 @@ fn open_locked(path: &Path) -> Result<(File, PathBuf)> {
     // A compaction of the holder can replace the file between our open and our lock: then we
     // locked a file that is no longer the journal, and try again. A few times is plenty, since
     // a compaction needs at least 256 KiB of appends before the next.
-    for _ in 0..20 {
+    for attempt in 0..20 {
         match fs::metadata(path) {
             // Checked before opening: opening a FIFO for reading can block, and reading a
             // device (`/dev/zero`) never ends.
@@ -992,11 +991,15 @@ fn open_locked(path: &Path) -> Result<(File, PathBuf)> {
             return Err(not_regular(path, &meta));
         }
         if let Err(e) = try_lock(&file) {
-            return Err(if e.kind() == io::ErrorKind::WouldBlock {
-                in_use(path, &file)
-            } else {
-                io_at(path, e)
-            });
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(io_at(path, e));
+            }
+            let holder = lock_holder(&file, path);
+            // Not found: the holder moved its lock to a new file meanwhile; look again.
+            if holder.is_none() && attempt < 3 {
+                continue;
+            }
+            return Err(in_use(path, holder));
         }
         let real = fs::canonicalize(path).map_err(|e| io_at(path, e))?;
         match fs::metadata(&real) {
@@ -1041,7 +1044,11 @@ fn same_file(_: &fs::Metadata, _: &fs::Metadata) -> bool {
 
 fn not_regular(path: &Path, m: &fs::Metadata) -> Error {
     let t = m.file_type();
-    let mut what = if t.is_dir() { "a directory" } else { "not a regular file" };
+    let mut what = if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
@@ -1064,8 +1071,8 @@ fn not_regular(path: &Path, m: &fs::Metadata) -> Error {
     )
 }
 
-fn in_use(path: &Path, file: &File) -> Error {
-    let who = match lock_holder(file) {
+fn in_use(path: &Path, holder: Option<u32>) -> Error {
+    let who = match holder {
         Some(pid) if pid == std::process::id() => {
             format!("another outbox in this process (pid {pid})")
         }
@@ -1082,18 +1089,26 @@ fn in_use(path: &Path, file: &File) -> Error {
     )
 }
 
-/// The pid holding the `flock` on `file`, from `/proc/locks` (lines such as
+/// The pid holding the `flock` on `file`, or on the file now at `path` (the holder may have
+/// compacted since we tried), from `/proc/locks` (lines such as
 /// `3: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`, device numbers in hex).
 #[cfg(target_os = "linux")]
-fn lock_holder(file: &File) -> Option<u32> {
+fn lock_holder(file: &File, path: &Path) -> Option<u32> {
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    [file.metadata(), fs::metadata(path)]
+        .into_iter()
+        .flatten()
+        .find_map(|m| lock_holder_in(&locks, &m))
+}
+
+#[cfg(target_os = "linux")]
+fn lock_holder_in(locks: &str, m: &fs::Metadata) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
-    let m = file.metadata().ok()?;
     let (dev, ino) = (m.dev(), m.ino());
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
     let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
     let exact = format!("{major:02x}:{minor:02x}:{ino}");
     let suffix = format!(":{ino}");
-    let locks = fs::read_to_string("/proc/locks").ok()?;
     let mut by_ino = Vec::new();
     for line in locks.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -1118,7 +1133,7 @@ fn lock_holder(file: &File) -> Option<u32> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lock_holder(_: &File) -> Option<u32> {
+fn lock_holder(_: &File, _: &Path) -> Option<u32> {
     None
 }
 
@@ -1471,7 +1486,7 @@ mod tests {
         o.push(b"t", b"1", 1, false, Duration::ZERO).unwrap();
         assert!(matches!(
             o.push(b"t", b"2", 1, false, Duration::from_millis(20)),
-            Err(Error::Timeout { .. })
+            Err(Error::OutboxFull { waiting: 1 })
         ));
     }
 
@@ -1623,7 +1638,10 @@ mod tests {
         };
         let o = Outbox::open(cfg.clone()).unwrap();
         let e = Outbox::open(cfg.clone()).unwrap_err().to_string();
-        assert!(e.contains("in use by another outbox in this process"), "{e}");
+        assert!(
+            e.contains("in use by another outbox in this process"),
+            "{e}"
+        );
         for i in 0..10u8 {
             o.push(b"t", &[i; 100], 1, false, Duration::ZERO).unwrap();
         }

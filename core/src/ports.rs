@@ -201,8 +201,16 @@ fn by_id_links(dev: &Path) -> Vec<(PathBuf, PathBuf)> {
     v
 }
 
+/// A small sysfs attribute, trimmed; read up to 4 KiB only (a path that is not what sysfs
+/// promises, e.g. a character device, cannot make this read without bound).
 fn read_trim(p: &Path) -> Option<String> {
-    let s = fs::read_to_string(p).ok()?;
+    use std::io::Read;
+    let mut s = String::new();
+    fs::File::open(p)
+        .ok()?
+        .take(4096)
+        .read_to_string(&mut s)
+        .ok()?;
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_string())
 }

@@ -20,8 +20,8 @@ use crate::command::{parse_result_args, Completion, Request, Response};
 use crate::digest::{
     digest, digest_lines, is_block_header, pending_block, DigestOptions, Digested, Final, Unit,
 };
-use crate::error::{ErrCode, Error, ModemFailure, Result};
 use crate::dispatch::{guarded, CallbackSlot, DispatchThread, Wake};
+use crate::error::{ErrCode, Error, ModemFailure, Result};
 use crate::event::{Event, Message, OverflowPolicy, Pushed, Queue};
 use crate::health::HealthCell;
 use crate::profile::Profile;
@@ -97,6 +97,8 @@ struct TxState {
     deferred: Option<Arc<(Mutex<Option<SlotOutcome>>, Condvar)>>,
     /// Set by [`Shared::interrupt`]: the waiter gives up at once.
     interrupted: bool,
+    /// The command takes data after a `>` prompt.
+    takes_data: bool,
 }
 
 /// The line itself, shared by the reader and the command side: the bytes read and not yet
@@ -211,6 +213,8 @@ pub(crate) struct Shared {
     pub(crate) dispatch_thread: DispatchThread,
     /// Connected, lost, no network, restarted, closed: recorded before anything is queued.
     pub(crate) health: HealthCell,
+    /// Counts [`Shared::interrupt`] calls (so that a receive wait can tell it was one).
+    pub(crate) interrupts: AtomicU64,
     pub(crate) echo_seen: AtomicBool,
     /// The session is still opening (sync, identification): boot noise is not news then.
     pub(crate) opening: AtomicBool,
@@ -265,12 +269,17 @@ impl Engine {
                 Queue::new("client 0 messages", cap, cfg.overflow).with_wake(wake.clone()),
                 Queue::new("client 1 messages", cap, cfg.overflow).with_wake(wake.clone()),
             ],
-            lost: Queue::new("connection-lost callbacks", LOST_QUEUE, OverflowPolicy::DropOldest)
-                .with_wake(wake.clone()),
+            lost: Queue::new(
+                "connection-lost callbacks",
+                LOST_QUEUE,
+                OverflowPolicy::DropOldest,
+            )
+            .with_wake(wake.clone()),
             callbacks: Callbacks::new(),
             wake,
             dispatch_thread: DispatchThread::default(),
             health: HealthCell::new(),
+            interrupts: AtomicU64::new(0),
             echo_seen: AtomicBool::new(false),
             opening: AtomicBool::new(true),
             echo_skip: Mutex::new(None),
@@ -377,6 +386,8 @@ impl Shared {
         }
         drop(tx);
         self.tx_cv.notify_all();
+        self.interrupts.fetch_add(1, Ordering::SeqCst);
+        self.poke_receivers();
     }
 
     fn write_all(&self, bytes: &[u8]) -> Result<()> {
@@ -457,6 +468,14 @@ impl Shared {
         self.callbacks.on_event.clear(owner, on_dispatch);
     }
 
+    /// Wakes [`crate::Client::next_message`] waiters: the health changed or a wait was
+    /// interrupted.
+    fn poke_receivers(&self) {
+        for q in &self.messages {
+            q.poke();
+        }
+    }
+
     fn queue_event(&self, e: Event) {
         // Health news is never evicted by data: the oldest data event makes room.
         let pushed = self.events.push_keep(e, |old| !old.is_control());
@@ -529,10 +548,7 @@ impl Shared {
         }
         let strays = self.link.stray_finals.load(Ordering::SeqCst);
         let outcome = self.transact(req);
-        if probe
-            && outcome.is_ok()
-            && self.link.stray_finals.load(Ordering::SeqCst) == strays
-        {
+        if probe && outcome.is_ok() && self.link.stray_finals.load(Ordering::SeqCst) == strays {
             *self.link.unsynced.lock() = None;
         }
         drop(guard);
@@ -555,6 +571,7 @@ impl Shared {
                 any_line: req.any_line,
                 completion: Some(req.completion),
                 index: req.index,
+                takes_data: req.data.is_some(),
                 ..TxState::default()
             };
         }
@@ -697,9 +714,8 @@ impl Shared {
     }
 
     fn run(&self, req: &Request<'_>) -> Result<Phase1> {
-        if req.data.is_some() {
-            self.awaiting_prompt.store(true, Ordering::SeqCst);
-        }
+        self.awaiting_prompt
+            .store(req.data.is_some(), Ordering::SeqCst);
         self.trace(Direction::Send, req.trace_text());
         self.write_line(&req.line)?;
         let profile_timeout = self.profile.read().command_timeout;
@@ -921,11 +937,7 @@ impl Shared {
             Unit::Final(f) => {
                 self.trace_with(Direction::Receive, || redact_text(final_text(&f)));
                 let mut tx = self.tx.lock();
-                if tx.active
-                    && tx.final_.is_none()
-                    && f == Final::Ok
-                    && !tx.prompt
-                    && self.awaiting_prompt.load(Ordering::SeqCst)
+                if tx.active && tx.final_.is_none() && f == Final::Ok && tx.takes_data && !tx.prompt
                 {
                     // A command that takes data succeeds only after its prompt and its data:
                     // an OK before the prompt is the late answer of an earlier command.
@@ -1154,7 +1166,10 @@ impl Shared {
     fn log_summary(&self) {
         for (what, r) in [
             ("malformed received messages", &self.link.warn_malformed),
-            ("received messages lost to missing bytes", &self.link.warn_lost_block),
+            (
+                "received messages lost to missing bytes",
+                &self.link.warn_lost_block,
+            ),
             ("internal errors handling a unit", &self.link.warn_internal),
         ] {
             let (total, unlogged) = r.unlogged();
@@ -1176,6 +1191,7 @@ impl Shared {
         }
         if l.starts_with(b"+CMQTTNONET") {
             let was = self.health.record_no_network();
+            self.poke_receivers();
             for c in 0..2u8 {
                 if was[c as usize] {
                     self.fail_pending_of(c, SlotOutcome::Lost(3));
@@ -1200,6 +1216,7 @@ impl Shared {
                 return;
             }
             self.health.record_restart();
+            self.poke_receivers();
             for p in self.pending.lock().drain(..) {
                 fill(&p.slot, SlotOutcome::Restarted);
             }
@@ -1279,7 +1296,9 @@ impl Shared {
     fn connection_lost(&self, client: u8, cause: u8) {
         if (client as usize) < 2 {
             // State first: whatever happens to the events below, the loss is on record.
-            if self.health.record_lost(client, cause) {
+            let was = self.health.record_lost(client, cause);
+            self.poke_receivers();
+            if was {
                 // A command of this client not yet answered OK (a publish, a subscribe) will
                 // not get its result line either.
                 let mut tx = self.tx.lock();
@@ -1348,7 +1367,9 @@ fn result_to_phase1(req: &Request<'_>, code: u32, lines: Vec<Vec<u8>>) -> Result
 fn interrupted(command: &'static str) -> Error {
     Error::Io(io::Error::new(
         io::ErrorKind::Interrupted,
-        format!("{command}: the wait was interrupted (Modem::interrupt); the modem may still answer it"),
+        format!(
+            "{command}: the wait was interrupted (Modem::interrupt); the modem may still answer it"
+        ),
     ))
 }
 
@@ -1478,7 +1499,6 @@ fn dispatch_round(shared: &Shared) -> bool {
     }
     did
 }
-
 
 #[allow(dead_code)]
 fn _assert_send_sync() {

@@ -102,12 +102,13 @@ impl Endpoint {
                 .get(2)
                 .filter(|v| !v.is_empty())
                 .map(|v| v.to_string());
-            let interface = match parts.get(3).filter(|v| !v.is_empty()) {
-                None => None,
-                Some(v) => Some(v.parse::<u8>().map_err(|_| {
-                    bad(format!("{s:?}: the interface must be a number 0..255"))
-                })?),
-            };
+            let interface =
+                match parts.get(3).filter(|v| !v.is_empty()) {
+                    None => None,
+                    Some(v) => Some(v.parse::<u8>().map_err(|_| {
+                        bad(format!("{s:?}: the interface must be a number 0..255"))
+                    })?),
+                };
             return Ok(Endpoint::Usb {
                 vid,
                 pid,
@@ -123,8 +124,7 @@ impl Endpoint {
         }
         // A bare HOST:PORT (no path separator, ends in a port number) is a TCP bridge.
         let looks_tcp = !s.contains('/')
-            && s
-                .rsplit_once(':')
+            && s.rsplit_once(':')
                 .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
         if looks_tcp {
             return tcp(s);
@@ -328,13 +328,20 @@ impl SupervisorConfig {
             v::range("ssl_ctx_index", ctx, 0, 9)?;
         }
         let c = &self.connect;
+        let r = c.resolve()?;
+        if r.tls && !self.client.tls {
+            return Err(Error::invalid(
+                "server",
+                "an mqtts:// server needs the client acquired with TLS (ClientOptions::tls)",
+            ));
+        }
         command::Connect {
             index: self.index,
-            server: &c.server,
+            server: &r.server,
             keepalive: c.keepalive,
             clean_session: c.clean_session,
-            username: c.username.as_deref(),
-            password: c.password.as_deref(),
+            username: r.username.as_deref(),
+            password: r.password.as_deref(),
             timeout: c.timeout,
         }
         .request(&p)?;
@@ -1425,7 +1432,11 @@ mod tests {
                 baud: 115200
             }
         );
-        for s in ["tcp://127.0.0.1:7000", "socket://127.0.0.1:7000", "127.0.0.1:7000"] {
+        for s in [
+            "tcp://127.0.0.1:7000",
+            "socket://127.0.0.1:7000",
+            "127.0.0.1:7000",
+        ] {
             assert_eq!(
                 s.parse::<Endpoint>().unwrap(),
                 Endpoint::Tcp("127.0.0.1:7000".parse().unwrap()),
@@ -1456,7 +1467,14 @@ mod tests {
                 baud: 115200
             }
         );
-        for bad in ["", "usb:xyz:1", "usb:1e0e", "tcp://nohost", "tcp://h:0", "socket://"] {
+        for bad in [
+            "",
+            "usb:xyz:1",
+            "usb:1e0e",
+            "tcp://nohost",
+            "tcp://h:0",
+            "socket://",
+        ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad:?}");
         }
         let e = "usb:1e0e:9011".parse::<Endpoint>().unwrap();

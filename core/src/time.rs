@@ -27,6 +27,9 @@ mod tests {
         assert!(d > Instant::now() + Duration::from_secs(3600));
         let a = Instant::now();
         assert!(saturating_add(a, Duration::MAX) > a);
-        assert_eq!(saturating_add(a, Duration::from_secs(1)), a + Duration::from_secs(1));
+        assert_eq!(
+            saturating_add(a, Duration::from_secs(1)),
+            a + Duration::from_secs(1)
+        );
     }
 }

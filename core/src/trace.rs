@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-
 /// Which way a traced line went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -86,10 +85,7 @@ fn redact_bytes(l: &[u8]) -> Option<Vec<u8>> {
         // client, server, keepalive, clean session, user name: shown; the password and
         // anything after it: not.
         Some((commas[4] + 1, &b"\"<redacted>\""[..]))
-    } else if (fields == 1 && !has_quotes)
-        || (fields == 2 && !has_quotes)
-        || (fields == 4 && numeric(last))
-    {
+    } else if (fields <= 2 && !has_quotes) || (fields == 4 && numeric(last)) {
         // `=?`, a result line (`0,0`), or a connect line without credentials.
         None
     } else if let Some(&first) = commas.first() {

@@ -281,7 +281,7 @@ fn failure_of_a_command_with_an_error_line() {
 fn retained_message_between_ok_and_result_for_either_client() {
     let s = Scripted::start("A7600E-H", |l, m| {
         if l == "AT+CMQTTSUB=0,4,1,0" {
-            assert_eq!(m.prompt(4), b"r/#!");
+            assert_eq!(m.prompt(4), b"r/+/");
             m.send(b"\r\nOK\r\n\r\n+CMQTTRXSTART: 1,2,3\r\n+CMQTTRXTOPIC: 1,2\r\nr1\r\n+CMQTTRXPAYLOAD: 1,3\r\none\r\n+CMQTTRXEND: 1\r\n\r\n+CMQTTRXSTART: 0,2,6\r\n+CMQTTRXTOPIC: 0,2\r\nr0\r\n+CMQTTRXPAYLOAD: 0,6\r\n\r\nOK\r\n\r\n+CMQTTRXEND: 0\r\n\r\n+CMQTTSUB: 0,0\r\n");
             return true;
         }
@@ -291,7 +291,7 @@ fn retained_message_between_ok_and_result_for_either_client() {
     let c0 = modem.client(0, "c0", false).unwrap();
     let c1 = modem.client(1, "c1", false).unwrap();
     c0.connect(&server()).unwrap();
-    c0.subscribe(&[("r/#!", 1)]).unwrap();
+    c0.subscribe(&[("r/+/", 1)]).unwrap();
     let m0 = c0.try_recv().expect("retained message for client 0");
     assert_eq!(
         m0,

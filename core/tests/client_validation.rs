@@ -291,7 +291,7 @@ fn publish_arguments_a7600() {
             "AT+CMQTTPAYLOAD=0,1",
             "AT+CMQTTPUB=0,0,60,0,0",
         ],
-        || c.publish(b"\xff\x00\xfe", b"x", 0, false, minute()),
+        || c.publish(b"\xff\x01\xfe", b"x", 0, false, minute()),
     );
     let d = s.data.lock().clone();
     assert_eq!(d[d.len() - 2], b"\xff\x00\xfe");

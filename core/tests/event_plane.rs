@@ -48,7 +48,9 @@ fn a_connection_loss_reaches_its_callbacks_while_on_message_blocks() {
     );
     modem.start().unwrap();
     let client = modem.client(0, "dev", false).unwrap();
-    client.connect(&ConnectOptions::new("tcp://h:1883")).unwrap();
+    client
+        .connect(&ConnectOptions::new("tcp://h:1883"))
+        .unwrap();
     assert!(client.is_connected());
 
     let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
@@ -71,7 +73,9 @@ fn a_connection_loss_reaches_its_callbacks_while_on_message_blocks() {
     for i in 0..12 {
         s.to_host.push(message(0, "t", &format!("m{i}")).as_bytes());
     }
-    assert!(wait_until(Duration::from_secs(5), || got.load(Ordering::SeqCst) == 1));
+    assert!(wait_until(Duration::from_secs(5), || got
+        .load(Ordering::SeqCst)
+        == 1));
     s.to_host.push(b"\r\n+CMQTTCONNLOST: 0,1\r\n");
 
     // Health is state: known at once, however far behind the callbacks are.
@@ -94,7 +98,13 @@ fn a_connection_loss_reaches_its_callbacks_while_on_message_blocks() {
             .lock()
             .unwrap()
             .iter()
-            .any(|e| matches!(e, Event::ConnectionLost { client: 0, cause: 1 }))),
+            .any(|e| matches!(
+                e,
+                Event::ConnectionLost {
+                    client: 0,
+                    cause: 1
+                }
+            ))),
         "on_event never saw the loss: {:?}",
         events.lock().unwrap()
     );
@@ -126,16 +136,25 @@ fn a_full_event_queue_keeps_its_control_events() {
     for i in 0..20 {
         s.to_host.push(format!("\r\n+UNKNOWN: {i}\r\n").as_bytes());
     }
-    assert!(wait_until(Duration::from_secs(5), || modem.health().losses[0]
+    assert!(wait_until(Duration::from_secs(5), || modem.health().losses
+        [0]
         == 1));
     std::thread::sleep(Duration::from_millis(100));
     let evs = drain_events(&modem, Duration::from_millis(100));
     assert!(
-        evs.iter()
-            .any(|e| matches!(e, Event::ConnectionLost { client: 0, cause: 2 })),
+        evs.iter().any(|e| matches!(
+            e,
+            Event::ConnectionLost {
+                client: 0,
+                cause: 2
+            }
+        )),
         "{evs:?}"
     );
-    assert!(evs.iter().any(|e| matches!(e, Event::Overflow { .. })), "{evs:?}");
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::Overflow { .. })),
+        "{evs:?}"
+    );
 }
 
 /// Before: after a modem restart, dropping (or releasing) the old `Client` cleared the
@@ -165,7 +184,10 @@ fn a_stale_handle_does_not_clear_the_new_handles_callbacks() {
         }
         s.to_host.push(message(0, "t", "after").as_bytes());
         assert!(
-            wait_until(Duration::from_secs(5), || !new_got.lock().unwrap().is_empty()),
+            wait_until(Duration::from_secs(5), || !new_got
+                .lock()
+                .unwrap()
+                .is_empty()),
             "{how}: the new handle's callback was cleared by the stale one"
         );
         assert_eq!(new_got.lock().unwrap()[0], b"after");
@@ -224,7 +246,9 @@ fn topics_are_checked_before_anything_is_sent() {
     let modem = open(&s);
     modem.start().unwrap();
     let client = modem.client(0, "dev", false).unwrap();
-    client.connect(&ConnectOptions::new("tcp://h:1883")).unwrap();
+    client
+        .connect(&ConnectOptions::new("tcp://h:1883"))
+        .unwrap();
     let before = s.commands().len();
     for t in [&b"a/+"[..], b"a/#", b"a\0b"] {
         let e = client
@@ -269,6 +293,9 @@ fn health_changes_wake_waiters_and_listeners() {
     assert!(told.load(Ordering::SeqCst) >= 1);
     modem.remove_health_listener(id);
     s.to_host.push(b"\r\nRDY\r\n");
-    assert!(wait_until(Duration::from_secs(5), || modem.health().restarts == 1));
+    assert!(wait_until(Duration::from_secs(5), || modem
+        .health()
+        .restarts
+        == 1));
     assert_eq!(told.load(Ordering::SeqCst), 1);
 }

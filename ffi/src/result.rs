@@ -255,6 +255,11 @@ impl cmqtt_result {
             Error::NotConnected { .. } => CMQTT_ERR_NOT_CONNECTED,
             Error::ConnectionLost { .. } => CMQTT_ERR_CONNECTION_LOST,
             Error::Unsupported(_) => CMQTT_ERR_UNSUPPORTED,
+            Error::OutboxFull { .. } => CMQTT_ERR_OUTBOX_FULL,
+            Error::DeliveryFailed {
+                status: "dropped", ..
+            } => CMQTT_ERR_DELIVERY_DROPPED,
+            Error::DeliveryFailed { .. } => CMQTT_ERR_DELIVERY_FAILED,
             _ => CMQTT_ERR_INTERNAL,
         }
     }

@@ -100,7 +100,9 @@ pub struct cmqtt_supervisor_config {
     /// A `cmqtt_endpoint` value (default `CMQTT_ENDPOINT_SERIAL`); it says which of the next
     /// fields are used.
     pub endpoint: cmqtt_endpoint_raw,
-    /// SERIAL: the device path, e.g. "/dev/ttyUSB2" (required).
+    /// SERIAL: where the modem is, in the library's one endpoint grammar: a device path
+    /// ("/dev/ttyUSB2"), "tcp://HOST:PORT" / "socket://HOST:PORT" / "HOST:PORT" (a
+    /// serial-over-TCP bridge) or "usb:VID:PID[:SERIAL][:INTERFACE]" (required).
     pub port: *const c_char,
     /// USB: vendor id (SIMCom: 0x1e0e) (required).
     pub usb_vid: u16,
@@ -265,10 +267,10 @@ unsafe fn arg_array<'a, T>(p: *const T, count: usize, name: &str) -> FfiResult<&
 unsafe fn endpoint(c: &cmqtt_supervisor_config) -> FfiResult<Endpoint> {
     let baud = c.modem.baud;
     match c.endpoint {
-        0 => Ok(Endpoint::Serial {
-            path: unsafe { arg_str(c.port, "config->port")? }.to_string(),
-            baud,
-        }),
+        // The core's one grammar: a device path, tcp:// or socket:// HOST:PORT, a bare
+        // HOST:PORT, usb:VID:PID[:SERIAL][:INTERFACE].
+        0 => Endpoint::parse_with_baud(unsafe { arg_str(c.port, "config->port")? }, baud)
+            .map_err(Fail::Core),
         1 => {
             if c.usb_vid == 0 && c.usb_pid == 0 {
                 return fail(
@@ -286,10 +288,9 @@ unsafe fn endpoint(c: &cmqtt_supervisor_config) -> FfiResult<Endpoint> {
         }
         2 => {
             let a = unsafe { arg_str(c.tcp_address, "config->tcp_address")? };
-            let addr = a.to_socket_addrs().ok().and_then(|mut i| i.next());
-            match addr {
-                Some(addr) => Ok(Endpoint::Tcp(addr)),
-                None => fail(
+            match Endpoint::parse_with_baud(&format!("tcp://{}", a.trim_start_matches("tcp://")), baud) {
+                Ok(ep @ Endpoint::Tcp(_)) => Ok(ep),
+                _ => fail(
                     CMQTT_ERR_INVALID_ARGUMENT,
                     format!("config->tcp_address {a:?} is not a \"host:port\" that resolves"),
                 ),
@@ -1014,16 +1015,7 @@ pub unsafe extern "C" fn cmqtt_supervisor_publish(
 
 impl cmqtt_supervisor {
     fn publish_error(&self, e: Error) -> Fail {
-        // The outbox refuses with its own "publish" argument only when it is full and the
-        // policy says so; the core's argument checks name the argument (qos, topic, payload).
-        match e {
-            Error::InvalidArgument {
-                param: "publish", ..
-            } if self.when_full == WhenFull::Error => {
-                Fail::Arg(CMQTT_ERR_OUTBOX_FULL, e.to_string())
-            }
-            e => Fail::Core(e),
-        }
+        Fail::Core(e)
     }
 }
 

@@ -268,9 +268,9 @@ pub(crate) fn to_py(py: Python<'_>, e: cmqtt::Error) -> PyErr {
     match &e {
         // The core's "the modem restarted since client N was acquired" / "client N was
         // released": a handle that is gone, not a bad argument.
-        cmqtt::Error::InvalidArgument { param: "client", .. } => {
-            raise(py, &x.stale_handle, msg, &[])
-        }
+        cmqtt::Error::InvalidArgument {
+            param: "client", ..
+        } => raise(py, &x.stale_handle, msg, &[]),
         cmqtt::Error::InvalidArgument { .. } => PyValueError::new_err(msg),
         cmqtt::Error::Modem { command, failure } => {
             let code = failure.code().map(|c| int(c as u64)).unwrap_or_else(none);
@@ -312,6 +312,11 @@ pub(crate) fn to_py(py: Python<'_>, e: cmqtt::Error) -> PyErr {
             ],
         ),
         cmqtt::Error::Unsupported(_) => raise(py, &x.unsupported, msg, &[]),
+        cmqtt::Error::OutboxFull { .. } => raise(py, &x.outbox_full, msg, &[]),
+        cmqtt::Error::DeliveryFailed { id, status, reason } => {
+            let reason = (*status != "dropped").then(|| reason.clone());
+            delivery(py, *id, status, reason)
+        }
         _ => raise(py, &x.error, msg, &[]),
     }
 }

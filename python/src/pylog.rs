@@ -55,10 +55,7 @@ pub(crate) fn exit_error(
     let Err(err) = result else {
         return Ok(false);
     };
-    let body_raised = exit_args
-        .get_item(0)
-        .map(|t| !t.is_none())
-        .unwrap_or(false);
+    let body_raised = exit_args.get_item(0).map(|t| !t.is_none()).unwrap_or(false);
     if !body_raised || !err.is_instance_of::<pyo3::exceptions::PyException>(py) {
         return Err(err);
     }

@@ -186,43 +186,28 @@ fn endpoint(
         .call_method1("fspath", (port,))?
         .extract()
         .map_err(|_| PyTypeError::new_err("port must be a str or os.PathLike"))?;
-    if let Some(addr) = port.strip_prefix("socket://") {
-        let a = addr
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut i| i.next())
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "invalid argument port: {port:?} is not socket://host:port with a host that resolves"
-                ))
-            })?;
-        return Ok(Endpoint::Tcp(a));
+    // One grammar for every binding (cmqtt::Endpoint): a device path, tcp:// or socket://
+    // HOST:PORT, a bare HOST:PORT, usb:VID:PID[:SERIAL][:INTERFACE].
+    let mut ep = Endpoint::parse_with_baud(&port, baud).map_err(|e| errors::to_py(py, e))?;
+    match &mut ep {
+        Endpoint::Usb {
+            serial, interface, ..
+        } => {
+            if usb_serial.is_some() {
+                *serial = usb_serial;
+            }
+            if let Some(i) = usb_interface {
+                *interface = Some(util::arg_u8("usb_interface", i, "0..=255")?);
+            }
+        }
+        _ if usb_serial.is_some() || usb_interface.is_some() => {
+            return Err(PyValueError::new_err(
+                "usb_serial and usb_interface go with port=\"usb:VID:PID\"",
+            ));
+        }
+        _ => {}
     }
-    if let Some(ids) = port.strip_prefix("usb:") {
-        let bad = || {
-            PyValueError::new_err(format!(
-                "invalid argument port: {port:?} is not usb:VID:PID (hex, e.g. usb:1e0e:9011)"
-            ))
-        };
-        let (v, p) = ids.split_once(':').ok_or_else(bad)?;
-        let vid = u16::from_str_radix(v, 16).map_err(|_| bad())?;
-        let pid = u16::from_str_radix(p, 16).map_err(|_| bad())?;
-        return Ok(Endpoint::Usb {
-            vid,
-            pid,
-            serial: usb_serial,
-            interface: usb_interface
-                .map(|i| util::arg_u8("usb_interface", i, "0..=255"))
-                .transpose()?,
-            baud,
-        });
-    }
-    if usb_serial.is_some() || usb_interface.is_some() {
-        return Err(PyValueError::new_err(
-            "usb_serial and usb_interface go with port=\"usb:VID:PID\"",
-        ));
-    }
-    Ok(Endpoint::Serial { path: port, baud })
+    Ok(ep)
 }
 
 fn when_full_of(s: &str) -> PyResult<WhenFull> {
@@ -644,12 +629,7 @@ impl Supervisor {
             // Never waits for room: on the supervisor thread the core does not block, and the
             // other policies do not wait.
             py.detach(|| sup.publish(&t, &p, qos, retain))
-                .map_err(|e| match e {
-                    cmqtt::Error::InvalidArgument {
-                        param: "publish", ..
-                    } if self.shared.when_full == WhenFull::Error => errors::outbox_full(py, e),
-                    e => errors::to_py(py, e),
-                })?
+                .map_err(|e| errors::to_py(py, e))?
         } else {
             blocking(py, "publish", move || sup.publish(&t, &p, qos, retain))?
         };

@@ -63,11 +63,21 @@ fn validation_errors_send_nothing_and_name_the_range() {
             "{e:?} should mention {needle}"
         );
     }
-    let mut bad = ConnectOptions::new("mqtt://127.0.0.1:1883");
+    // mqtt:// and bare hosts are taken (the modem is sent tcp://); other schemes are not.
+    let mut bad = ConnectOptions::new("http://127.0.0.1:1883");
     bad.keepalive = 60;
     let c1 = rig.modem.client(1, "c1", false).unwrap();
     let (_, after_accq) = rig.modem.byte_counts();
-    assert!(c1.connect(&bad).unwrap_err().to_string().contains("tcp://"));
+    assert!(c1
+        .connect(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("[tcp|mqtt|mqtts|ssl]://"));
+    // mqtts:// needs a TLS client.
+    let e = c1
+        .connect(&ConnectOptions::new("mqtts://127.0.0.1"))
+        .unwrap_err();
+    assert!(e.to_string().contains("acquire it with TLS"), "{e}");
     let mut bad = rig.connect_opts();
     bad.keepalive = 0;
     assert!(c1

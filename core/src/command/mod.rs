@@ -192,7 +192,7 @@ pub(crate) fn unquote(s: &[u8]) -> String {
 pub(crate) fn num(command: &'static str, s: &[u8]) -> Result<u32> {
     parse_u32(s).ok_or_else(|| Error::Protocol {
         command,
-        answer: String::from_utf8_lossy(s).into_owned(),
+        answer: crate::trace::redact_line(s),
     })
 }
 

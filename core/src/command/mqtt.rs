@@ -940,7 +940,8 @@ impl Command for CfgRead {
 pub(crate) fn protocol(command: &'static str, a: &[u8]) -> Error {
     Error::Protocol {
         command,
-        answer: String::from_utf8_lossy(a).into_owned(),
+        // An answer may hold a connect line (line noise, an echo): never its password.
+        answer: crate::trace::redact_line(a),
     }
 }
 

@@ -248,7 +248,11 @@ mod tests {
         let mut now = h();
         now.losses = [0, 1];
         now.last_cause = [None, Some(1)];
-        assert_eq!(loss_between(&before, &now, 0), None, "client 1's loss is not ours");
+        assert_eq!(
+            loss_between(&before, &now, 0),
+            None,
+            "client 1's loss is not ours"
+        );
         assert_eq!(
             loss_between(&before, &now, 1),
             Some(Loss::Connection { cause: 1 })
@@ -308,7 +312,10 @@ mod tests {
             Loss::Connection { cause: 1 }
         );
         assert_eq!(classify(&modem(ErrCode::NetworkNotOpened)), Loss::Network);
-        assert_eq!(classify(&modem(ErrCode::ClientNotAcquired)), Loss::ModemRestart);
+        assert_eq!(
+            classify(&modem(ErrCode::ClientNotAcquired)),
+            Loss::ModemRestart
+        );
         assert!(is_connection_error(&modem(ErrCode::NoConnection)));
         assert!(!is_connection_error(&modem(ErrCode::TopicEmpty)));
         assert!(!is_connection_error(&Error::invalid("topic", "x")));
@@ -352,7 +359,10 @@ mod tests {
             after_send(&refused, 1, 1, 3),
             SendDecision::Retry(Duration::from_millis(100))
         );
-        assert!(matches!(after_send(&refused, 1, 3, 3), SendDecision::Fail(_)));
+        assert!(matches!(
+            after_send(&refused, 1, 3, 3),
+            SendDecision::Fail(_)
+        ));
         let bad = Err(Error::invalid("topic", "no wildcards"));
         assert!(matches!(after_send(&bad, 1, 1, 5), SendDecision::Fail(_)));
         assert_eq!(after_send(&Ok(()), 1, 0, 5), SendDecision::Delivered);
