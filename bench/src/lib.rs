@@ -10,6 +10,7 @@ pub mod common;
 pub mod digestb;
 pub mod fake;
 pub mod flood;
+pub mod idle;
 pub mod line;
 pub mod memory;
 pub mod mqttpub;

@@ -1,7 +1,7 @@
 //! `cargo run --release -p cmqtt-bench [-- --smoke] [-- --only 1,2,...] [-- --out FILE]`
 //!
 //! Runs the measurements of docs/PERFORMANCE.md (1 line efficiency, 2 host turnaround, 3
-//! receive flood, 4 digester, 5 bindings, 6 peers, 7 memory), prints the tables and writes
+//! receive flood, 4 digester, 5 bindings, 6 peers, 7 memory, 8 idle and recovery), prints the tables and writes
 //! them into docs/PERFORMANCE.md between its generated-section markers. `--smoke`: every part
 //! with tiny sizes (seconds), no timing assertions, written to target/bench/PERFORMANCE-smoke.md;
 //! it fails only if a part fails to run or a message is lost.
@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use cmqtt_bench::alloc::CountingAlloc;
 use cmqtt_bench::common::{us, Ctx, Res};
 use cmqtt_bench::report::{self, Table};
-use cmqtt_bench::{bindings, child, digestb, flood, line, memory, peers, sys, turnaround};
+use cmqtt_bench::{bindings, child, digestb, flood, idle, line, memory, peers, sys, turnaround};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
 const USAGE: &str =
-    "usage: cmqtt-bench [--smoke] [--only 1,2,3,4,5,6,7] [--out FILE] [--default-timer-slack]";
+    "usage: cmqtt-bench [--smoke] [--only 1,2,3,4,5,6,7,8] [--out FILE] [--default-timer-slack]";
 
 fn exit_with(r: Res<()>) -> ! {
     match r {
@@ -182,6 +182,7 @@ fn run(smoke: bool, only: Option<Vec<u32>>, out: Option<PathBuf>, default_slack:
     });
     section(6, "peers", &mut || peers::run(&ctx));
     section(7, "memory", &mut || memory::run(&ctx));
+    section(8, "idle and recovery", &mut || idle::run(&ctx));
 
     let mut all = vec![summary];
     all.extend(tables);

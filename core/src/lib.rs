@@ -13,13 +13,27 @@
 //!   are [`Error`]s carrying the modem's [`ErrCode`].
 //! - **Synchronous**: blocking calls with timeouts, `&self` everywhere, usable from many threads.
 //!
-//! ## Threads
-//! A session runs two threads. The *reader* reads the port, digests it ([`digest::digest`]) and
-//! routes what it finds: answers to the command in progress, messages to their client's queue,
-//! other events to the modem's queue. The *dispatcher* runs your callbacks
-//! ([`Client::on_message`], [`Client::on_connection_lost`], [`Modem::on_event`]) one at a time,
-//! with no internal lock held: a callback may publish, subscribe or run any command. A callback
-//! that blocks delays the callbacks after it (never the reader): keep them short.
+//! ## Threads, callbacks and health
+//! A session runs two threads. The *reader* owns the port (it sleeps in `poll(2)` until bytes
+//! come), digests what arrives ([`digest::digest`]) and routes it: answers to the command in
+//! progress, messages to their client's queue, other events to the modem's queue. Connection
+//! health — connected, lost (`+CMQTTCONNLOST`), no network, modem restarted, port gone — is
+//! recorded in [`Modem::health`] *before* anything is queued: [`Client::is_connected`] and the
+//! [`Supervisor`] read that state, so no loss is ever hidden by a full queue.
+//!
+//! Each stream (a client's messages, the modem's events) is one bounded queue. Read it
+//! ([`Client::next_message`], [`Client::recv_timeout`], [`Modem::recv_event`]) or install a
+//! callback ([`Client::on_message`], [`Client::on_connection_lost`], [`Modem::on_event`]): then
+//! the *dispatch* thread drains that same queue into it, one call at a time, connection losses
+//! first, with no internal lock held — a callback may publish, subscribe or run any command. A
+//! slow callback makes its queue fill and overflow (oldest dropped, counted, reported as
+//! [`Event::Overflow`]); it never delays the reader or hides a loss. Replacing or clearing a
+//! callback returns once the old one has returned (at once from inside a callback); a callback
+//! belongs to the handle that installed it. [`in_callback`] is the one "may I block here?" rule.
+//!
+//! For a device that must stay connected for months, use the [`Supervisor`]: it restores
+//! whatever a loss destroyed, with backoff, and sends an [`outbox`] (optionally kept in a file)
+//! in order. The emulator crate `cmqtt-sim` runs all of this without hardware.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -52,6 +66,7 @@ mod modem;
 pub mod outbox;
 pub mod ports;
 mod profile;
+mod readiness;
 mod ratelimit;
 mod session;
 pub mod supervise;

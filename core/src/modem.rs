@@ -181,16 +181,24 @@ impl Modem {
         }
         let port = serialport::new(path, baud)
             .timeout(Duration::from_millis(50))
-            .open()
+            .open_native()
             .map_err(|source| Error::Serial {
                 path: path.to_string(),
                 source,
             })?;
-        let reader = port.try_clone().map_err(|source| Error::Serial {
+        let reader = port.try_clone_native().map_err(|source| Error::Serial {
             path: path.to_string(),
             source,
         })?;
-        Modem::start_session(Box::new(reader), Box::new(WritePort(port)), true, opts)
+        // The reader sleeps in poll(2) on the port's descriptor: an idle session does not wake.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&reader);
+        Modem::start_session(
+            Box::new(reader),
+            Some(fd),
+            Box::new(WritePort(Box::new(port))),
+            true,
+            opts,
+        )
     }
 
     /// Use any byte stream: `reader` and `writer` are the two directions of the same link (a
@@ -201,7 +209,7 @@ impl Modem {
         R: Read + Send + 'static,
         W: Write + Send + 'static,
     {
-        Modem::start_session(Box::new(reader), Box::new(writer), false, opts)
+        Modem::start_session(Box::new(reader), None, Box::new(writer), false, opts)
     }
 
     /// Use a TCP connection to a serial-over-TCP bridge (or `cmqtt sim --tcp`).
@@ -209,11 +217,19 @@ impl Modem {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_millis(100)))?;
         let reader = stream.try_clone()?;
-        Modem::start_session(Box::new(reader), Box::new(TcpWriter(stream)), true, opts)
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&reader);
+        Modem::start_session(
+            Box::new(reader),
+            Some(fd),
+            Box::new(TcpWriter(stream)),
+            true,
+            opts,
+        )
     }
 
     fn start_session(
         reader: Box<dyn Read + Send>,
+        poll_fd: Option<std::os::fd::RawFd>,
         writer: Box<dyn Write + Send>,
         joinable: bool,
         opts: ModemOptions,
@@ -227,6 +243,7 @@ impl Modem {
             .unwrap_or_default();
         let engine = Engine::start(
             reader,
+            poll_fd,
             writer,
             joinable,
             EngineConfig {

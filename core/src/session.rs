@@ -38,10 +38,14 @@ pub type EventCallback = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// The callbacks of a session, one slot each (see [`crate::dispatch`]).
 pub(crate) struct Callbacks {
-    pub(crate) on_message: [CallbackSlot<dyn Fn(&Message) + Send + Sync>; 2],
-    pub(crate) on_connection_lost: [CallbackSlot<dyn Fn(u8, u8) + Send + Sync>; 2],
-    pub(crate) on_event: CallbackSlot<dyn Fn(&Event) + Send + Sync>,
+    pub(crate) on_message: [CallbackSlot<MessageFn>; 2],
+    pub(crate) on_connection_lost: [CallbackSlot<ConnectionLostFn>; 2],
+    pub(crate) on_event: CallbackSlot<EventFn>,
 }
+
+type MessageFn = dyn Fn(&Message) + Send + Sync;
+type ConnectionLostFn = dyn Fn(u8, u8) + Send + Sync;
+type EventFn = dyn Fn(&Event) + Send + Sync;
 
 impl Callbacks {
     fn new() -> Self {
@@ -241,15 +245,25 @@ pub(crate) struct Engine {
     /// Readers that can be told to stop (serial ports with a read timeout) are joined on drop;
     /// others (a blocking stream) are left to end at their EOF.
     joinable: bool,
+    /// Wakes a reader asleep in poll(2) (ports with a file descriptor).
+    readiness: Option<Arc<crate::readiness::Readiness>>,
 }
 
 impl Engine {
+    /// `poll_fd`: the reader's file descriptor, when it has one: the reader then sleeps in
+    /// `poll(2)` until bytes arrive (see [`crate::readiness`]) instead of waking on read
+    /// timeouts.
     pub(crate) fn start(
         reader: Box<dyn Read + Send>,
+        poll_fd: Option<std::os::fd::RawFd>,
         writer: Box<dyn Write + Send>,
         joinable: bool,
         cfg: EngineConfig,
     ) -> io::Result<Engine> {
+        let readiness = poll_fd
+            .map(crate::readiness::Readiness::new)
+            .transpose()?
+            .map(Arc::new);
         let cap = cfg.queue_capacity.max(1);
         let wake = Arc::new(Wake::new());
         let link = Link::new(&cfg.profile);
@@ -288,9 +302,10 @@ impl Engine {
             counters: Counters::default(),
         });
         let s = shared.clone();
+        let r = readiness.clone();
         let reader = std::thread::Builder::new()
             .name("cmqtt-reader".into())
-            .spawn(move || reader_loop(s, reader))?;
+            .spawn(move || reader_loop(s, reader, r))?;
         let s = shared.clone();
         let dispatcher = std::thread::Builder::new()
             .name("cmqtt-dispatch".into())
@@ -300,6 +315,7 @@ impl Engine {
             reader: Some(reader),
             dispatcher: Some(dispatcher),
             joinable,
+            readiness,
         })
     }
 }
@@ -310,6 +326,10 @@ impl Drop for Engine {
         self.shared.close("the modem handle was dropped");
         // Ends the dispatch thread once it has delivered what is queued.
         self.shared.wake.notify();
+        // A reader asleep in poll(2) sees the shutdown now.
+        if let Some(r) = &self.readiness {
+            r.wake();
+        }
         if let Some(d) = self.dispatcher.take() {
             if d.thread().id() != std::thread::current().id() {
                 let _ = d.join();
@@ -1154,6 +1174,16 @@ impl Shared {
 
     /// The reader saw no byte for a read timeout: a block pending for `block_idle` is
     /// abandoned.
+    /// How long until a received block still short of its length counts as abandoned; `None`
+    /// when no block is pending (the reader may sleep until bytes come).
+    fn block_deadline(&self) -> Option<std::time::Duration> {
+        let rx = self.link.rx.lock();
+        let opts = self.digest_options(&rx);
+        pending_block(&rx.buf, &opts)?;
+        let idle = self.profile.read().block_idle;
+        Some(idle.saturating_sub(self.link.since_rx()))
+    }
+
     fn idle_tick(&self) {
         if self.link.since_rx() < self.profile.read().block_idle {
             return;
@@ -1414,11 +1444,32 @@ fn is_boot_noise(l: &[u8]) -> bool {
         || l.starts_with(b"+ATREADY")
 }
 
-fn reader_loop(shared: Arc<Shared>, mut port: Box<dyn Read + Send>) {
+fn reader_loop(
+    shared: Arc<Shared>,
+    mut port: Box<dyn Read + Send>,
+    readiness: Option<Arc<crate::readiness::Readiness>>,
+) {
+    use crate::readiness::Ready;
     let mut chunk = vec![0u8; 8192];
     loop {
         if shared.shutdown.load(Ordering::SeqCst) {
             break;
+        }
+        if let Some(r) = &readiness {
+            // Sleep until bytes come; only a received block left incomplete needs a timeout.
+            match r.wait(shared.block_deadline()) {
+                Ok(Ready::Port) => {}
+                Ok(Ready::Woken) => continue,
+                Ok(Ready::Timeout) => {
+                    shared.idle_tick();
+                    continue;
+                }
+                Err(e) => {
+                    log::warn!("cmqtt: poll on the port failed ({e}); reading with timeouts");
+                    // Fall back to the read timeout loop for this session.
+                    return reader_loop(shared, port, None);
+                }
+            }
         }
         let n = match port.read(&mut chunk) {
             Ok(0) => {

@@ -1246,7 +1246,7 @@ impl Actor {
                     }
                     // What the modem itself reported (CONNLOST, RDY, NONET) says more than the
                     // error of the command it interrupted.
-                    let e = r.err().expect("an error");
+                    let e = r.expect_err("Reconnect is decided for errors only");
                     return Some(self.check_health().unwrap_or_else(|| policy::classify(&e)));
                 }
             }
