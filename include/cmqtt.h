@@ -90,6 +90,12 @@
 #include <stdint.h>
 
 /**
+ * The largest queue capacity (`cmqtt_modem_options.queue_capacity`,
+ * `cmqtt_supervisor_config.queue_capacity` and `.outbox_capacity`): 1048576 items.
+ */
+#define CMQTT_MAX_QUEUE_CAPACITY (1 << 20)
+
+/**
  * Which way a traced AT line went.
  */
 enum cmqtt_direction
@@ -485,7 +491,8 @@ enum cmqtt_supervisor_event_kind
      */
     CMQTT_SUPERVISOR_EVENT_LOST = 2,
     /**
-     * Connected again after `attempt` failed attempts.
+     * Connected again after a loss or failed attempts; `attempt` counts the attempts made
+     * (the successful one included).
      */
     CMQTT_SUPERVISOR_EVENT_RESTORED = 3,
     /**
@@ -505,6 +512,11 @@ enum cmqtt_supervisor_event_kind
      * ping failures), in `modem_event`.
      */
     CMQTT_SUPERVISOR_EVENT_MODEM = 7,
+    /**
+     * A subscription (`text`: "filter: reason") was refused by the broker or the modem and
+     * is dropped (not retried after reconnects).
+     */
+    CMQTT_SUPERVISOR_EVENT_SUBSCRIBE_FAILED = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -764,7 +776,8 @@ typedef struct {
      */
     uint32_t sync_timeout_ms;
     /**
-     * Capacity of each event and message queue (0 = default, 1024).
+     * Capacity of each event and message queue (0 = default, 1024; at most
+     * `CMQTT_MAX_QUEUE_CAPACITY`, larger is `CMQTT_ERR_INVALID_ARGUMENT`).
      */
     uint32_t queue_capacity;
     /**

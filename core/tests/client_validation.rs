@@ -159,19 +159,24 @@ fn connect_arguments() {
     refused(&s, "keepalive_time", || {
         c.connect(&with(|o| o.keepalive = 64801))
     });
-    refused(&s, "server_addr", || {
-        c.connect(&with(|o| o.server = "mqtt://broker.example:1883".into()))
+    // The broker URL grammar (cmqtt::BrokerUrl): anything that is not a broker address, or an
+    // mqtts:// one for a client acquired without TLS, is refused before a byte is sent.
+    refused(&s, "server", || {
+        c.connect(&with(|o| o.server = "http://broker.example:1883".into()))
     });
-    refused(&s, "server_addr", || {
+    refused(&s, "server", || {
         c.connect(&with(|o| o.server = "ssl://broker.example".into()))
     });
-    refused(&s, "server_addr", || {
-        c.connect(&with(|o| o.server = "tcp://ab".into()))
+    refused(&s, "server", || {
+        c.connect(&with(|o| o.server = "tcp://".into()))
+    });
+    refused(&s, "server", || {
+        c.connect(&with(|o| o.server = "tcp://h:0".into()))
     });
     refused(&s, "server_addr", || {
         c.connect(&with(|o| o.server = format!("tcp://{}", "h".repeat(251))))
     });
-    refused(&s, "server_addr", || {
+    refused(&s, "server", || {
         c.connect(&with(|o| o.server = "tcp://a\"b:1883".into()))
     });
     refused(&s, "pass_word", || {
@@ -199,6 +204,13 @@ fn connect_arguments() {
         }))
     });
     assert!(!c.is_connected());
+    // mqtt:// and a bare host are broker addresses too: the modem is sent tcp://HOST:PORT.
+    accepted(&s, &["AT+CMQTTCONNECT=0,\"tcp://broker.example:1883\",60,1"], || {
+        c.connect(&with(|o| o.server = "mqtt://broker.example".into()))
+    });
+    accepted(&s, &["AT+CMQTTCONNECT=0,\"tcp://broker.example:1884\",60,1"], || {
+        c.connect(&with(|o| o.server = "broker.example:1884".into()))
+    });
     // The boundaries are fine.
     accepted(&s, &["AT+CMQTTCONNECT=0,\"tcp://a:1\",1,1"], || {
         c.connect(&with(|o| {
@@ -206,7 +218,8 @@ fn connect_arguments() {
             o.keepalive = 1;
         }))
     });
-    let server = format!("tcp://{}", "h".repeat(250));
+    // 256 bytes with the port (the modem is always sent a port).
+    let server = format!("tcp://{}:1", "h".repeat(248));
     let line = format!(
         "AT+CMQTTCONNECT=0,\"{server}\",64800,0,\"{}\",\"{}\"",
         "u".repeat(256),
@@ -294,7 +307,7 @@ fn publish_arguments_a7600() {
         || c.publish(b"\xff\x01\xfe", b"x", 0, false, minute()),
     );
     let d = s.data.lock().clone();
-    assert_eq!(d[d.len() - 2], b"\xff\x00\xfe");
+    assert_eq!(d[d.len() - 2], b"\xff\x01\xfe");
     accepted(&s, &["AT+CMQTTSUB=0,2,0,0"], || {
         c.subscribe(&[(b"\xc3\x28", 0)])
     });

@@ -678,7 +678,7 @@ fn check_kill(before: &[u64], said: &Said, after: &[u64], iteration: usize) {
 
 /// A child pushing and completing, compacting every few completions, is killed (SIGKILL) 24
 /// times, with and without `sync`: a third of the times at a random moment, a third a random
-/// 0 to 3 ms after a compaction began (its `.compacting` file appeared), a third 0 to 3 ms
+/// 0 to 3 ms after a compaction began (its `.compacting` file appeared), a third 0 to 20 ms
 /// after it began to open the outbox (which compacts when due; the previous code rewrote the
 /// file in place there). After each kill everything it said was durably queued and not
 /// completed is there, in order, intact, and nothing it completed came back.
@@ -720,7 +720,7 @@ fn sigkill_at_random_moments_of_compaction_loses_nothing() {
                         break;
                     }
                 }
-                std::thread::sleep(Duration::from_micros(seed % 3000));
+                std::thread::sleep(Duration::from_micros(seed % 20_000));
             }
         }
         child.kill().unwrap();
