@@ -1006,7 +1006,9 @@ typedef struct {
      */
     cmqtt_endpoint endpoint;
     /**
-     * SERIAL: the device path, e.g. "/dev/ttyUSB2" (required).
+     * SERIAL: where the modem is, in the library's one endpoint grammar: a device path
+     * ("/dev/ttyUSB2"), "tcp://HOST:PORT" / "socket://HOST:PORT" / "HOST:PORT" (a
+     * serial-over-TCP bridge) or "usb:VID:PID[:SERIAL][:INTERFACE]" (required).
      */
     const char *port;
     /**

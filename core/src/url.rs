@@ -32,9 +32,11 @@ impl BrokerUrl {
     pub fn parse(s: &str) -> Result<BrokerUrl> {
         // Never echo the input: it may hold a password.
         let shown = redact(s);
-        let bad = |why: &str| Error::InvalidArgument {
+        let bad = |why: &str| {
+            Error::InvalidArgument {
             param: "server",
             reason: format!("{shown}: {why}; expected [tcp|mqtt|mqtts|ssl]://[USER[:PASSWORD]@]HOST[:PORT][/TOPIC]"),
+        }
         };
         let s = s.trim();
         let (rest, tls) = match s.find("://") {
@@ -198,7 +200,10 @@ mod tests {
         assert_eq!(u.topic.as_deref(), Some("a/b"));
         assert_eq!(u.modem_server(), "tcp://broker:1884");
         let u = p("mqtt://bob@broker");
-        assert_eq!((u.username.as_deref(), u.password.as_deref()), (Some("bob"), None));
+        assert_eq!(
+            (u.username.as_deref(), u.password.as_deref()),
+            (Some("bob"), None)
+        );
         // A password may contain ':' and '@'.
         let u = p("mqtt://carol:a:b@c@broker");
         assert_eq!(u.password.as_deref(), Some("a:b@c"));

@@ -205,12 +205,16 @@ fn connect_arguments() {
     });
     assert!(!c.is_connected());
     // mqtt:// and a bare host are broker addresses too: the modem is sent tcp://HOST:PORT.
-    accepted(&s, &["AT+CMQTTCONNECT=0,\"tcp://broker.example:1883\",60,1"], || {
-        c.connect(&with(|o| o.server = "mqtt://broker.example".into()))
-    });
-    accepted(&s, &["AT+CMQTTCONNECT=0,\"tcp://broker.example:1884\",60,1"], || {
-        c.connect(&with(|o| o.server = "broker.example:1884".into()))
-    });
+    accepted(
+        &s,
+        &["AT+CMQTTCONNECT=0,\"tcp://broker.example:1883\",60,1"],
+        || c.connect(&with(|o| o.server = "mqtt://broker.example".into())),
+    );
+    accepted(
+        &s,
+        &["AT+CMQTTCONNECT=0,\"tcp://broker.example:1884\",60,1"],
+        || c.connect(&with(|o| o.server = "broker.example:1884".into())),
+    );
     // The boundaries are fine.
     accepted(&s, &["AT+CMQTTCONNECT=0,\"tcp://a:1\",1,1"], || {
         c.connect(&with(|o| {

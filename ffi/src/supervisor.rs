@@ -6,7 +6,6 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_void, CString};
-use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Duration;
@@ -288,7 +287,10 @@ unsafe fn endpoint(c: &cmqtt_supervisor_config) -> FfiResult<Endpoint> {
         }
         2 => {
             let a = unsafe { arg_str(c.tcp_address, "config->tcp_address")? };
-            match Endpoint::parse_with_baud(&format!("tcp://{}", a.trim_start_matches("tcp://")), baud) {
+            match Endpoint::parse_with_baud(
+                &format!("tcp://{}", a.trim_start_matches("tcp://")),
+                baud,
+            ) {
                 Ok(ep @ Endpoint::Tcp(_)) => Ok(ep),
                 _ => fail(
                     CMQTT_ERR_INVALID_ARGUMENT,
@@ -304,7 +306,7 @@ unsafe fn endpoint(c: &cmqtt_supervisor_config) -> FfiResult<Endpoint> {
 }
 
 /// The core's configuration for `c`, checked as far as it can be without a modem.
-unsafe fn build_config(c: &cmqtt_supervisor_config) -> FfiResult<(SupervisorConfig, WhenFull)> {
+unsafe fn build_config(c: &cmqtt_supervisor_config) -> FfiResult<SupervisorConfig> {
     let endpoint = unsafe { endpoint(c)? };
     let client = unsafe { client_options(&c.client, "config->client.")? };
     let server = unsafe { arg_str(c.server, "config->server")? };
@@ -380,8 +382,7 @@ unsafe fn build_config(c: &cmqtt_supervisor_config) -> FfiResult<(SupervisorConf
     cfg.max_send_failures = c.max_send_failures;
     cfg.queue_capacity = c.queue_capacity as usize;
     cfg.validate()?;
-    let when_full = cfg.outbox.when_full;
-    Ok((cfg, when_full))
+    Ok(cfg)
 }
 
 // ---- the handle and its callbacks -------------------------------------------------------------
@@ -392,7 +393,6 @@ pub struct cmqtt_supervisor {
     /// None once `cmqtt_supervisor_free` has begun (calls from callbacks running meanwhile get
     /// `CMQTT_ERR_CLOSED`).
     sup: RwLock<Option<Supervisor>>,
-    when_full: WhenFull,
     cbs: Arc<SupervisorCallbacks>,
 }
 
@@ -534,7 +534,7 @@ pub unsafe extern "C" fn cmqtt_supervisor_new(
         not_in_trace()?;
         let out = unsafe { arg_out(supervisor_out, "supervisor_out")? };
         let c = unsafe { arg_ref(config, "config")? };
-        let (cfg, when_full) = unsafe { build_config(c)? };
+        let cfg = unsafe { build_config(c)? };
         let ud = Userdata(c.userdata);
         let cbs = Arc::new(SupervisorCallbacks {
             config: Mutex::new(()),
@@ -554,7 +554,6 @@ pub unsafe extern "C" fn cmqtt_supervisor_new(
         let sup = Supervisor::start_with_callbacks(cfg, on_event, on_message)?;
         *out = Box::into_raw(Box::new(cmqtt_supervisor {
             sup: RwLock::new(Some(sup)),
-            when_full,
             cbs,
         }));
         Ok(())
@@ -1004,19 +1003,12 @@ pub unsafe extern "C" fn cmqtt_supervisor_publish(
         let s = unsafe { arg_ref(supervisor, "supervisor")? };
         let topic = unsafe { arg_str(topic, "topic")? };
         let payload = unsafe { arg_bytes(payload, payload_len, "payload")? };
-        let d = with_sup!(s, |sup| sup.publish(topic, payload, qos, retain))
-            .map_err(|e| s.publish_error(e))?;
+        let d = with_sup!(s, |sup| sup.publish(topic, payload, qos, retain)).map_err(Fail::Core)?;
         if let Some(out) = out {
             *out = Box::into_raw(Box::new(cmqtt_delivery { d }));
         }
         Ok(())
     })
-}
-
-impl cmqtt_supervisor {
-    fn publish_error(&self, e: Error) -> Fail {
-        Fail::Core(e)
-    }
 }
 
 /// Adds a subscription (topic filter, QoS 0..2): applied now if connected, and after every

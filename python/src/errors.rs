@@ -239,14 +239,6 @@ pub(crate) fn delivery(py: Python<'_>, id: u64, status: &str, reason: Option<Str
     )
 }
 
-/// `cmqtt.OutboxFullError` with the core's message.
-pub(crate) fn outbox_full(py: Python<'_>, e: cmqtt::Error) -> PyErr {
-    match exceptions(py) {
-        Ok(x) => raise(py, &x.outbox_full, e.to_string(), &[]),
-        Err(err) => err,
-    }
-}
-
 /// Maps a core error to the Python exception the module documents.
 pub(crate) fn to_py(py: Python<'_>, e: cmqtt::Error) -> PyErr {
     let x = match exceptions(py) {

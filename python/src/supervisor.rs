@@ -3,8 +3,6 @@
 //! (`cmqtt::supervise`, `cmqtt::outbox`); this file converts arguments, events and errors.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
-use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -53,15 +51,17 @@ impl Drop for Mark {
     }
 }
 
+/// The core's one rule (`cmqtt::in_callback`): inside any cmqtt callback nothing waits for what
+/// only a callback thread can deliver.
 fn in_event_callback() -> bool {
-    IN_EVENT.with(|c| c.get()) != 0
+    cmqtt::in_callback()
 }
 
-/// Waiting from `on_event` would hold up the thread the supervisor needs.
+/// Waiting from a callback would hold up the thread that has to deliver what it waits for.
 fn may_wait(what: &str, timeout: Option<Duration>) -> PyResult<()> {
     if in_event_callback() && timeout != Some(Duration::ZERO) {
         return Err(PyRuntimeError::new_err(format!(
-            "{what} cannot wait inside an on_event callback (the supervisor would wait for itself); use timeout=0 there"
+            "{what} cannot wait inside a cmqtt callback (it would wait for the thread it runs on); use timeout=0 there"
         )));
     }
     Ok(())
@@ -76,9 +76,6 @@ pub(crate) struct Shared {
     when_full: WhenFull,
     on_message: Mutex<Option<Py<PyAny>>>,
     on_event: Mutex<Option<Py<PyAny>>>,
-    /// Messages that reached the message hook just as `on_message` was cleared: `recv()` hands
-    /// them out first.
-    stash: Mutex<VecDeque<cmqtt::Message>>,
 }
 
 impl Shared {
@@ -304,9 +301,6 @@ fn recv_from(
     s: &Arc<Shared>,
     timeout: Option<Duration>,
 ) -> PyResult<Option<Message>> {
-    if let Some(m) = s.stash.lock().pop_front() {
-        return Message::from_core(py, &m).map(Some);
-    }
     may_wait("recv()", timeout)?;
     let sup = s.get(py)?;
     let got = if timeout == Some(Duration::ZERO) {
@@ -337,7 +331,13 @@ fn message_hook(shared: &Arc<Shared>) -> MessageHook {
                         pylog::callback_error(py, "on_message", e);
                     }
                 }
-                None => sh.stash.lock().push_back(m.clone()),
+                // The core hook is removed before `on_message` is cleared (and waits for a
+                // running call), so a message never meets a cleared callback here.
+                None => log::error!(
+                    "cmqtt: a supervised message met a cleared on_message (a bug): {} bytes on {:?}",
+                    m.payload.len(),
+                    m.topic_lossy()
+                ),
             }
         });
     })
@@ -530,7 +530,6 @@ impl Supervisor {
             when_full: cfg.outbox.when_full,
             on_message: Mutex::new(None),
             on_event: Mutex::new(None),
-            stash: Mutex::new(VecDeque::new()),
         });
         // Callbacks given here are installed before the supervisor thread starts: they see
         // every event from the first.
@@ -705,10 +704,16 @@ impl Supervisor {
     fn set_on_message(&self, py: Python<'_>, cb: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let cb = util::callback("on_message", cb)?;
         self.shared.get(py)?;
-        let on = cb.is_some();
+        // Clearing: the core's hook goes first (returning once it no longer runs), so that no
+        // message reaches the hook after the callback is gone; messages queue for recv() then.
+        if cb.is_none() {
+            self.install_message_hook(py, false)?;
+            drop(self.shared.on_message.lock().take());
+            return Ok(());
+        }
         let old = std::mem::replace(&mut *self.shared.on_message.lock(), cb);
         drop(old);
-        self.install_message_hook(py, on)
+        self.install_message_hook(py, true)
     }
 
     /// Called as ``on_event(event)`` (a ``cmqtt.SupervisorEvent``) for every transition,
@@ -1040,10 +1045,7 @@ impl SupervisorEvent {
                 ..SupervisorEvent::empty("failed")
             },
             E::SubscribeFailed { topic, reason } => SupervisorEvent {
-                text: Some(format!(
-                    "{}: {reason}",
-                    String::from_utf8_lossy(topic)
-                )),
+                text: Some(format!("{}: {reason}", String::from_utf8_lossy(topic))),
                 ..SupervisorEvent::empty("subscribe_failed")
             },
             E::Modem(me) => SupervisorEvent {
