@@ -414,7 +414,7 @@ impl MqttSession {
         let t0 = Instant::now();
         session.client().connect(&c).map_err(|e| {
             let not_authorized = e.err_code() == Some(cmqtt::ErrCode::RefusedNotAuthorized);
-            let mut f = Failure::cmqtt(format!("connecting to {server}"), e);
+            let mut f = Failure::connect(format!("connecting to {server}"), e);
             if not_authorized && b.username.is_some() {
                 // mosquitto (and others) answer a wrong password with "not authorized".
                 f.message.push_str(

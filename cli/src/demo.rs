@@ -150,7 +150,7 @@ fn drive(device: &str, broker: SocketAddr, trace: bool) -> Result<usize, Failure
     c.timeout = Duration::from_secs(30);
     client
         .connect(&c)
-        .map_err(|e| Failure::cmqtt(format!("connecting to {server}"), e))?;
+        .map_err(|e| Failure::connect(format!("connecting to {server}"), e))?;
     let connect_ms = t.elapsed().as_secs_f64() * 1000.0;
     step("connect", t, server.clone());
 

@@ -73,6 +73,11 @@ impl Failure {
         Failure::new(code::FAILURE, message)
     }
 
+    /// A library error from the connect step (see [`classify_connect`]).
+    pub fn connect(context: impl fmt::Display, e: Error) -> Failure {
+        Failure::new(classify_connect(&e), format!("{context}: {e}"))
+    }
+
     /// A library error, with what we were doing when it happened (`"connecting to tcp://..."`).
     pub fn cmqtt(context: impl fmt::Display, e: Error) -> Failure {
         Failure::new(classify(&e), format!("{context}: {e}"))
@@ -87,14 +92,22 @@ impl fmt::Display for Failure {
 
 /// The exit code of a library error.
 pub fn classify(e: &Error) -> u8 {
-    match e {
-        Error::InvalidArgument { .. } => code::USAGE,
-        Error::Serial { .. } | Error::Io(_) => code::PORT,
-        Error::Timeout { .. } | Error::Closed(_) => code::NO_ANSWER,
-        Error::Modem { command, .. } if *command == "AT+CMQTTCONNECT" => code::CONNECT,
-        Error::Modem { .. } | Error::Protocol { .. } | Error::Unsupported(_) => code::MODEM,
-        Error::ConnectionLost { .. } | Error::NotConnected { .. } => code::LOST,
+    use cmqtt::ErrorKind as K;
+    match e.kind() {
+        K::InvalidArgument => code::USAGE,
+        K::Serial => code::PORT,
+        K::Timeout | K::Closed => code::NO_ANSWER,
+        K::Modem | K::Protocol | K::Unsupported => code::MODEM,
+        K::ConnectionLost | K::NotConnected => code::LOST,
         _ => code::FAILURE,
+    }
+}
+
+/// [`classify`] for the connect step: the modem refusing the connection is its own exit code.
+pub fn classify_connect(e: &Error) -> u8 {
+    match e.kind() {
+        cmqtt::ErrorKind::Modem => code::CONNECT,
+        _ => classify(e),
     }
 }
 
@@ -122,8 +135,9 @@ mod tests {
             command: "AT+CMQTTCONNECT",
             failure: cmqtt::ModemFailure::Code(cmqtt::ErrCode::RefusedBadCredentials),
         };
-        assert_eq!(classify(&refused), code::CONNECT);
-        let f = Failure::cmqtt("connecting to tcp://h:1883", refused);
+        assert_eq!(classify_connect(&refused), code::CONNECT);
+        assert_eq!(classify(&refused), code::MODEM);
+        let f = Failure::connect("connecting to tcp://h:1883", refused);
         assert!(f.message.contains("error 30"), "{f}");
         let other = Error::Modem {
             command: "AT+CMQTTSTART",

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use cmqtt::{Event, Message};
+use cmqtt::{ErrorKind, Event, Message};
 
 use crate::common::{
     check_interrupted, install_signal_handlers, open_modem, BrokerArgs, MqttSession, PortArgs,
@@ -39,8 +39,10 @@ pub struct SubArgs {
     pub no_newline: bool,
 }
 
-/// How often the receive loop looks at signals, events and the deadline.
-const TICK: Duration = Duration::from_millis(200);
+/// How long one receive wait may last when there is no deadline: the wait ends anyway at a
+/// message, a loss, the end of the session or a signal (the watcher interrupts it), so an idle
+/// subscriber sleeps (no polling).
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
 
 pub fn run(a: SubArgs, trace: bool) -> Result<(), Failure> {
     let plan = a
@@ -77,21 +79,34 @@ pub fn run(a: SubArgs, trace: bool) -> Result<(), Failure> {
                 if now >= d {
                     break Err(timed_out(&a, received));
                 }
-                TICK.min(d - now)
+                IDLE_WAIT.min(d - now)
             }
-            None => TICK,
+            None => IDLE_WAIT,
         };
-        if let Some(m) = client.recv_timeout(wait) {
-            match print(&mut out, &m, &a) {
+        match client.next_message(wait) {
+            Ok(Some(m)) => match print(&mut out, &m, &a) {
                 Ok(()) => received += 1,
                 // The reader went away (`| head -1`): stop quietly.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break Ok(()),
                 Err(e) => break Err(Failure::other(format!("cannot write to stdout: {e}"))),
+            },
+            Ok(None) => {}
+            Err(e) => {
+                if interrupted.load(Ordering::SeqCst) {
+                    break Err(Failure::new(code::INTERRUPTED, "interrupted"));
+                }
+                // The modem's own report says most: which loss, and why.
+                if let Some(f) = lost(&session, a.broker.index) {
+                    break Err(f);
+                }
+                break Err(match e.kind() {
+                    ErrorKind::ConnectionLost | ErrorKind::NotConnected => Failure::new(
+                        code::LOST,
+                        format!("connection to {} lost: {e}", session.server),
+                    ),
+                    _ => Failure::cmqtt("receiving", e),
+                });
             }
-            continue;
-        }
-        if let Some(f) = lost(&session, a.broker.index) {
-            break Err(f);
         }
     };
     drop(out);

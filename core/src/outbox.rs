@@ -735,9 +735,9 @@ impl Journal {
         let mut entries = None;
         if data.starts_with(MAGIC_V1) {
             let (v1, good, records) = read_v1(&data);
-            // Two flipped bytes could make a version 2 header read as version 1: believe
-            // version 1 only if it reads something.
-            if records > 0 || data.len() == MAGIC_V1.len() {
+            // Two flipped bytes could make a version 2 header read as version 1: when version 1
+            // reads nothing, believe it only if version 2 does not read anything either.
+            if records > 0 || scan(&data, 0).records == 0 {
                 if good < data.len() {
                     // Version 1 cannot resynchronise: everything after the first bad record is
                     // lost, as it always was, but now reported and kept.
@@ -806,8 +806,9 @@ impl Journal {
             }));
             match res {
                 Ok(()) => {}
-                // Appending after damage, or after a torn record whose length would swallow
-                // what follows, is not safe: fail rather than write on.
+                // Appending after a torn record (whose verified length would swallow what
+                // follows), after version 1 records or a damaged header is not safe: fail
+                // rather than write on.
                 Err(e) if must_rewrite => return Err(e),
                 Err(e) => j.compaction_failed(&e),
             }
@@ -1020,7 +1021,9 @@ fn open_locked(path: &Path) -> Result<(File, PathBuf)> {
 }
 
 /// An exclusive lock, without waiting (`flock(LOCK_EX | LOCK_NB)` on Unix); `WouldBlock` when
-/// held elsewhere.
+/// held elsewhere. Released when the file is closed, so a crashed owner never leaves it held.
+// `File::try_lock` is stable since Rust 1.89: the workspace's `rust-version` (1.85) has to
+// follow; portable std beats a hand-declared `flock` and its per-platform constants.
 #[allow(clippy::incompatible_msrv)]
 fn try_lock(f: &File) -> io::Result<()> {
     match f.try_lock() {
@@ -1625,6 +1628,16 @@ mod tests {
         assert!(!o.open_report().unwrap().upgraded);
         assert_eq!(o.len(), 2);
         drop(o);
+        // A version 1 file whose first record was cut short: still a version 1 outbox, the
+        // cut reported (and kept) as version 1 could not tell damage from a torn tail.
+        fs::write(&path, b"CMQTTOB1A\x01\x00").unwrap();
+        let o = Outbox::open(persisted(&path)).unwrap();
+        let r = o.open_report().unwrap();
+        assert!(r.upgraded && o.is_empty(), "{r}");
+        assert_eq!(r.skipped, vec![8..11]);
+        let copy = r.damaged_copy.clone().unwrap();
+        drop(o);
+        let _ = fs::remove_file(copy);
         let _ = fs::remove_file(&path);
     }
 
