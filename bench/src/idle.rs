@@ -104,7 +104,10 @@ pub fn run(ctx: &Ctx) -> Res<Table> {
     let (their_rate, their_threads) = rate(&mut theirs.0, settle, window)?;
     drop(theirs);
     t.row(vec![
-        format!("idle subscriber, keepalive 60 s, {:.0} s window", window.as_secs_f64()),
+        format!(
+            "idle subscriber, keepalive 60 s, {:.0} s window",
+            window.as_secs_f64()
+        ),
         "context switches / s (all threads)".into(),
         format!("{ours_rate:.1} ({ours_threads} threads)"),
         format!("{their_rate:.1} ({their_threads} threads)"),
@@ -154,7 +157,10 @@ pub fn run(ctx: &Ctx) -> Res<Table> {
     }
     sup.close();
     lat.sort();
-    let show: Vec<String> = lat.iter().map(|d| format!("{:.2} s", d.as_secs_f64())).collect();
+    let show: Vec<String> = lat
+        .iter()
+        .map(|d| format!("{:.2} s", d.as_secs_f64()))
+        .collect();
     t.row(vec![
         format!("recovery after a 2 s broker outage ({trials} trial(s), default backoff)"),
         "broker accepting → Restored".into(),

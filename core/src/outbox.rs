@@ -51,7 +51,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -154,7 +154,7 @@ impl Delivery {
 
     /// Wait until it is no longer queued, up to `timeout`; returns the status then.
     pub fn wait(&self, timeout: Duration) -> DeliveryStatus {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::deadline_after(timeout);
         let mut s = self.ticket.status.lock();
         while *s == DeliveryStatus::Queued {
             if self.ticket.cv.wait_until(&mut s, deadline).timed_out() {
@@ -428,7 +428,7 @@ impl Outbox {
                 ),
             ));
         }
-        let deadline = Instant::now() + block_for;
+        let deadline = crate::time::deadline_after(block_for);
         let mut st = self.state.lock();
         let mut dropped = None;
         while st.queue.len() >= self.cfg.capacity {
@@ -486,7 +486,7 @@ impl Outbox {
 
     /// The oldest waiting entry, without removing it; waits up to `timeout` for one.
     pub fn front(&self, timeout: Duration) -> Option<Entry> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::deadline_after(timeout);
         let mut st = self.state.lock();
         loop {
             if let Some(e) = st.queue.front() {
@@ -565,7 +565,7 @@ impl Outbox {
 
     /// Wait until empty (everything delivered, failed or dropped), up to `timeout`.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::deadline_after(timeout);
         let mut st = self.state.lock();
         while !st.queue.is_empty() {
             if self.changed.wait_until(&mut st, deadline).timed_out() {
@@ -1024,7 +1024,6 @@ fn open_locked(path: &Path) -> Result<(File, PathBuf)> {
 /// held elsewhere. Released when the file is closed, so a crashed owner never leaves it held.
 // `File::try_lock` is stable since Rust 1.89: the workspace's `rust-version` (1.85) has to
 // follow; portable std beats a hand-declared `flock` and its per-platform constants.
-#[allow(clippy::incompatible_msrv)]
 fn try_lock(f: &File) -> io::Result<()> {
     match f.try_lock() {
         Ok(()) => Ok(()),
@@ -1445,6 +1444,7 @@ fn io_at(path: &Path, e: io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn tmp(name: &str) -> PathBuf {
         let p = std::env::temp_dir().join(format!(

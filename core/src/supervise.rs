@@ -490,6 +490,9 @@ pub enum SupervisorEvent {
     /// A subscription was refused (by the broker or the modem) and is dropped: it is not
     /// retried after reconnects.
     SubscribeFailed { topic: Vec<u8>, reason: String },
+    /// The outbox file was damaged when the supervisor opened it: damaged records were
+    /// skipped (the rest kept) and the file as found was kept aside; says what and where.
+    OutboxRecovered { summary: String },
     /// Any other modem event, passed through.
     Modem(Event),
 }
@@ -505,6 +508,7 @@ impl SupervisorEvent {
             SupervisorEvent::Dropped { .. } => "dropped",
             SupervisorEvent::Failed { .. } => "failed",
             SupervisorEvent::SubscribeFailed { .. } => "subscribe_failed",
+            SupervisorEvent::OutboxRecovered { .. } => "outbox_recovered",
             SupervisorEvent::Modem(_) => "modem",
         }
     }
@@ -528,6 +532,9 @@ impl fmt::Display for SupervisorEvent {
                 "subscription {:?} refused: {reason}",
                 String::from_utf8_lossy(topic)
             ),
+            SupervisorEvent::OutboxRecovered { summary } => {
+                write!(f, "outbox file recovered: {summary}")
+            }
             SupervisorEvent::Modem(e) => write!(f, "modem: {e}"),
         }
     }
@@ -955,6 +962,14 @@ impl Actor {
         let inner = self.inner.clone();
         // The first state is news too (set_state only reports changes).
         emit(&inner, SupervisorEvent::State(State::Opening));
+        if let Some(r) = inner.outbox.open_report().filter(|r| r.is_damaged()) {
+            emit(
+                &inner,
+                SupervisorEvent::OutboxRecovered {
+                    summary: r.to_string(),
+                },
+            );
+        }
         let mut lost = false;
         while !self.stopping() {
             self.attempts += 1;

@@ -55,7 +55,8 @@ pub type cmqtt_endpoint_raw = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum cmqtt_when_full {
     /// `cmqtt_supervisor_publish` waits for room, up to `pub_timeout_s` (then
-    /// `CMQTT_ERR_TIMEOUT`); from the supervisor's event callback it never waits.
+    /// `CMQTT_ERR_OUTBOX_FULL`); from any cmqtt callback it never waits (`CMQTT_ERR_OUTBOX_FULL`
+    /// at once).
     CMQTT_WHEN_FULL_BLOCK = 0,
     /// `cmqtt_supervisor_publish` returns `CMQTT_ERR_OUTBOX_FULL` at once.
     CMQTT_WHEN_FULL_ERROR = 1,
@@ -725,6 +726,9 @@ pub enum cmqtt_supervisor_event_kind {
     /// A subscription (`text`: "filter: reason") was refused by the broker or the modem and
     /// is dropped (not retried after reconnects).
     CMQTT_SUPERVISOR_EVENT_SUBSCRIBE_FAILED = 8,
+    /// The outbox file was damaged at start: damaged records were skipped (the rest kept) and
+    /// the file as found was kept aside; `text` says what and where.
+    CMQTT_SUPERVISOR_EVENT_OUTBOX_RECOVERED = 9,
 }
 
 /// A supervisor event, passed to a `cmqtt_supervisor_event_cb`. Valid during the call only
@@ -834,6 +838,10 @@ fn with_c_event<R>(e: &SupervisorEvent, f: impl FnOnce(&cmqtt_supervisor_event) 
         SupervisorEvent::SubscribeFailed { topic, reason } => {
             ev.kind = CMQTT_SUPERVISOR_EVENT_SUBSCRIBE_FAILED;
             format!("{}: {reason}", String::from_utf8_lossy(topic))
+        }
+        SupervisorEvent::OutboxRecovered { summary } => {
+            ev.kind = CMQTT_SUPERVISOR_EVENT_OUTBOX_RECOVERED;
+            summary.clone()
         }
         SupervisorEvent::Modem(me) => {
             ev.kind = CMQTT_SUPERVISOR_EVENT_MODEM;
@@ -975,8 +983,8 @@ pub unsafe extern "C" fn cmqtt_supervisor_flush(
 /// and again after a reconnect if the connection broke before the modem confirmed it (so QoS 1
 /// may arrive twice; QoS 0 is never sent twice: an interrupted one fails). Arguments that can
 /// never be sent are refused at once (`CMQTT_ERR_INVALID_ARGUMENT`). A full outbox follows
-/// `when_full`: waits up to `pub_timeout_s` (`CMQTT_ERR_TIMEOUT`; never from the event
-/// callback), `CMQTT_ERR_OUTBOX_FULL`, or drops the oldest publish.
+/// `when_full`: waits up to `pub_timeout_s` for room (then `CMQTT_ERR_OUTBOX_FULL`; never
+/// waits from a callback), `CMQTT_ERR_OUTBOX_FULL` at once, or drops the oldest publish.
 ///
 /// `delivery_out` is optional: when not NULL, `*delivery_out` is the publish's ticket (NULL on
 /// failure); free it with `cmqtt_delivery_free`. Tickets are not needed for the publish to be

@@ -41,7 +41,10 @@ fn recorder(sup: &Supervisor) -> Arc<Mutex<Vec<(Instant, SupervisorEvent)>>> {
     log
 }
 
-fn count(log: &Mutex<Vec<(Instant, SupervisorEvent)>>, f: impl Fn(&SupervisorEvent) -> bool) -> usize {
+fn count(
+    log: &Mutex<Vec<(Instant, SupervisorEvent)>>,
+    f: impl Fn(&SupervisorEvent) -> bool,
+) -> usize {
     log.lock().unwrap().iter().filter(|(_, e)| f(e)).count()
 }
 
@@ -61,14 +64,22 @@ fn two_devices_with_one_client_id_back_off() {
     let window = Duration::from_secs(8);
     std::thread::sleep(window);
     let lost = |l: &Mutex<Vec<(Instant, SupervisorEvent)>>| {
-        count(l, |e| matches!(e, SupervisorEvent::Lost(Loss::Connection { .. })))
+        count(l, |e| {
+            matches!(e, SupervisorEvent::Lost(Loss::Connection { .. }))
+        })
     };
     let (na, nb) = (lost(&la), lost(&lb));
     eprintln!("losses in {window:?}: a {na}, b {nb}");
-    assert!(na + nb >= 2, "the broker should have kicked them: a {na}, b {nb}");
+    assert!(
+        na + nb >= 2,
+        "the broker should have kicked them: a {na}, b {nb}"
+    );
     // With a backoff of 0.2 s doubling to 2 s: at most about 1 + 2 + 2 + 2 + 2 reconnects
     // each in 8 s (the unfixed supervisor made ~100).
-    assert!(na <= 12 && nb <= 12, "no backoff after losses: a {na}, b {nb}");
+    assert!(
+        na <= 12 && nb <= 12,
+        "no backoff after losses: a {na}, b {nb}"
+    );
     // The waits after losses grow.
     let waits: Vec<Duration> = la
         .lock()
@@ -104,7 +115,10 @@ fn a_publish_that_makes_the_broker_drop_us_is_given_up_and_the_rest_flows() {
     let mut peer = Subscriber::start(&broker, &["p/#"], 1);
     let big = sup.publish("p/big", &[b'x'; 5000], 1, false).unwrap();
     let small: Vec<_> = (0..5)
-        .map(|i| sup.publish("p/small", format!("s{i}").as_bytes(), 1, false).unwrap())
+        .map(|i| {
+            sup.publish("p/small", format!("s{i}").as_bytes(), 1, false)
+                .unwrap()
+        })
         .collect();
     match big.wait(Duration::from_secs(60)) {
         DeliveryStatus::Failed(why) => assert!(why.contains("dropped the connection"), "{why}"),
@@ -120,11 +134,22 @@ fn a_publish_that_makes_the_broker_drop_us_is_given_up_and_the_rest_flows() {
         .into_iter()
         .map(|r| r.payload)
         .collect();
-    assert_eq!(got, (0..5).map(|i| format!("s{i}").into_bytes()).collect::<Vec<_>>());
-    let losses = count(&log, |e| matches!(e, SupervisorEvent::Lost(_)));
-    assert!((3..=4).contains(&losses), "expected 3 losses (max_send_failures), got {losses}");
     assert_eq!(
-        count(&log, |e| matches!(e, SupervisorEvent::Failed { id, .. } if *id == big.id())),
+        got,
+        (0..5)
+            .map(|i| format!("s{i}").into_bytes())
+            .collect::<Vec<_>>()
+    );
+    let losses = count(&log, |e| matches!(e, SupervisorEvent::Lost(_)));
+    assert!(
+        (3..=4).contains(&losses),
+        "expected 3 losses (max_send_failures), got {losses}"
+    );
+    assert_eq!(
+        count(
+            &log,
+            |e| matches!(e, SupervisorEvent::Failed { id, .. } if *id == big.id())
+        ),
         1
     );
     sup.close();
@@ -141,7 +166,10 @@ fn a_refused_subscription_is_reported_and_dropped() {
     let mut cfg = config(&sim, &broker, "refused");
     cfg.subscriptions.push((b"a/#/b".to_vec(), 1));
     cfg.subscriptions.push((b"ok/x".to_vec(), 1));
-    assert_eq!(cfg.validate().unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        cfg.validate().unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
     let sup = Supervisor::start(cfg).unwrap();
     let log = recorder(&sup);
     assert!(
@@ -149,10 +177,13 @@ fn a_refused_subscription_is_reported_and_dropped() {
         "never connected: {:?}",
         log.lock().unwrap()
     );
-    assert!(wait_until(Duration::from_secs(10), || count(&log, |e| matches!(
-        e,
-        SupervisorEvent::SubscribeFailed { topic, .. } if topic == b"a/#/b"
-    )) == 1));
+    assert!(wait_until(Duration::from_secs(10), || count(
+        &log,
+        |e| matches!(
+            e,
+            SupervisorEvent::SubscribeFailed { topic, .. } if topic == b"a/#/b"
+        )
+    ) == 1));
     assert_eq!(
         sup.subscribe("x/#/y", 0).unwrap_err().kind(),
         ErrorKind::InvalidArgument
@@ -163,8 +194,17 @@ fn a_refused_subscription_is_reported_and_dropped() {
             .is_some_and(|m| m.payload == b"hello")
     }));
     // Connected at the first attempt, no retry loop, reported once.
-    assert_eq!(count(&log, |e| matches!(e, SupervisorEvent::AttemptFailed { .. })), 0);
-    assert_eq!(count(&log, |e| matches!(e, SupervisorEvent::SubscribeFailed { .. })), 1);
+    assert_eq!(
+        count(&log, |e| matches!(e, SupervisorEvent::AttemptFailed { .. })),
+        0
+    );
+    assert_eq!(
+        count(&log, |e| matches!(
+            e,
+            SupervisorEvent::SubscribeFailed { .. }
+        )),
+        1
+    );
     sup.close();
 }
 
@@ -194,7 +234,9 @@ fn a_blocked_message_callback_does_not_hide_a_loss() {
     for i in 0..12 {
         publish(&broker, "b/x", format!("m{i}").as_bytes(), 1, false);
     }
-    assert!(wait_until(Duration::from_secs(10), || got.load(Ordering::SeqCst) == 1));
+    assert!(wait_until(Duration::from_secs(10), || got
+        .load(Ordering::SeqCst)
+        == 1));
     sim.faults().drop_connection(0, 1);
     // While the callback is still blocked: the loss is seen and the connection restored.
     assert!(
@@ -205,10 +247,10 @@ fn a_blocked_message_callback_does_not_hide_a_loss() {
         "the loss was never seen: {:?}",
         log.lock().unwrap()
     );
-    assert!(wait_until(Duration::from_secs(15), || count(&log, |e| matches!(
-        e,
-        SupervisorEvent::Restored { .. }
-    )) == 1));
+    assert!(wait_until(Duration::from_secs(15), || count(
+        &log,
+        |e| matches!(e, SupervisorEvent::Restored { .. })
+    ) == 1));
     assert!(sup.wait_connected(Duration::from_secs(15)));
     // Unblock; later messages still arrive (re-subscribed after the restore).
     let released = Arc::new(AtomicBool::new(false));
@@ -217,7 +259,9 @@ fn a_blocked_message_callback_does_not_hide_a_loss() {
     released.store(true, Ordering::SeqCst);
     let before = got.load(Ordering::SeqCst);
     publish(&broker, "b/x", b"after", 1, false);
-    assert!(wait_until(Duration::from_secs(10), || got.load(Ordering::SeqCst) > before));
+    assert!(wait_until(Duration::from_secs(10), || got
+        .load(Ordering::SeqCst)
+        > before));
     sup.close();
 }
 
@@ -263,4 +307,68 @@ fn unsubscribe_stops_messages_across_reconnects() {
         sup.publish("u/a", b"x", 1, false).unwrap_err().kind(),
         ErrorKind::Closed
     );
+}
+
+/// A damaged outbox file is not silently cut short: the supervisor reports what was skipped
+/// (and where the damaged file was kept) as its first news, and keeps every intact entry.
+#[test]
+fn a_damaged_outbox_file_is_reported_and_the_rest_kept() {
+    let dir = cmqtt_testkit::TempDir::new("outbox-damaged");
+    let path = dir.path().join("outbox.bin");
+    let cfg = || {
+        let mut c = SupervisorConfig::new(
+            Endpoint::Serial {
+                path: "/dev/cmqtt-no-such-modem".into(),
+                baud: 115200,
+            },
+            "damaged",
+            "tcp://127.0.0.1:1",
+        );
+        c.outbox.persist = Some(path.clone());
+        c.outbox.sync = true;
+        c
+    };
+    let sup = Supervisor::start(cfg()).unwrap();
+    for i in 0..5 {
+        sup.publish("d/x", format!("payload-{i}").as_bytes(), 1, false)
+            .unwrap();
+    }
+    sup.close();
+    drop(sup);
+    // Flip one byte inside the third entry's payload.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(9)
+        .position(|w| w == b"payload-2")
+        .expect("entry 2 in the file");
+    bytes[at + 3] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let e = events.clone();
+    let sup = Supervisor::start_with_callbacks(
+        cfg(),
+        Some(Box::new(move |ev: &SupervisorEvent| {
+            e.lock().unwrap().push(ev.clone())
+        })),
+        None,
+    )
+    .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, SupervisorEvent::OutboxRecovered { .. }))));
+    let summary = events
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|e| match e {
+            SupervisorEvent::OutboxRecovered { summary } => Some(summary.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(summary.contains("damaged"), "{summary}");
+    assert_eq!(sup.outbox_len(), 4, "only the damaged entry may be lost");
+    sup.close();
 }

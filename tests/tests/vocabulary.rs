@@ -61,7 +61,10 @@ fn every_broker_url_form_connects_and_the_password_stays_secret() {
     c.connect(&o).unwrap();
     c.disconnect(Duration::from_secs(60)).unwrap();
     let trace = traced.lock().unwrap().clone();
-    assert!(trace.contains("AT+CMQTTCONNECT=0,\"tcp://127.0.0.1:"), "{trace}");
+    assert!(
+        trace.contains("AT+CMQTTCONNECT=0,\"tcp://127.0.0.1:"),
+        "{trace}"
+    );
     assert!(!trace.contains(PASSWORD), "the password was traced");
     let parsed = BrokerUrl::parse(&format!("mqtt://alice:{PASSWORD}@h")).unwrap();
     assert!(!format!("{parsed} {parsed:?}").contains(PASSWORD));

@@ -550,7 +550,9 @@ static void supervisor_without_modem(void) {
     BAD_CONFIG(cfg.server = BAD_UTF8, CMQTT_ERR_INVALID_UTF8);
     BAD_CONFIG(cfg.port = BAD_UTF8, CMQTT_ERR_INVALID_UTF8);
     BAD_CONFIG(cfg.password = BAD_UTF8, CMQTT_ERR_INVALID_UTF8);
-    BAD_CONFIG(cfg.server = "mqtt://127.0.0.1:1883", CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.server = "http://127.0.0.1:1883", CMQTT_ERR_INVALID_ARGUMENT);
+    BAD_CONFIG(cfg.server = "mqtts://127.0.0.1", CMQTT_ERR_INVALID_ARGUMENT); /* no TLS client */
+    BAD_CONFIG(cfg.port = "usb:zz:1", CMQTT_ERR_INVALID_ARGUMENT);
     BAD_CONFIG(cfg.client.client_id = "has\"quote", CMQTT_ERR_INVALID_ARGUMENT);
     BAD_CONFIG(cfg.client.client_id = "", CMQTT_ERR_INVALID_ARGUMENT);
     BAD_CONFIG(cfg.client.check_utf8 = 5, CMQTT_ERR_INVALID_ARGUMENT);
@@ -721,7 +723,7 @@ static void supervisor_without_modem(void) {
            CMQTT_OK);
     EXPECT(cmqtt_supervisor_set_callbacks(s, &st, NULL, sup_on_event), CMQTT_OK);
     CHECK(wait_for(&st.publish_from_supervisor_thread, 1, 10));
-    CHECK(atomic_load(&st.publish_from_supervisor_thread) == (int)CMQTT_ERR_TIMEOUT + 1);
+    CHECK(atomic_load(&st.publish_from_supervisor_thread) == (int)CMQTT_ERR_OUTBOX_FULL + 1);
     /* Clearing the callbacks: when it returns, they are not running */
     EXPECT(cmqtt_supervisor_set_callbacks(s, NULL, NULL, NULL), CMQTT_OK);
     int seen = atomic_load(&st.waiting_events);
