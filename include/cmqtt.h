@@ -517,6 +517,11 @@ enum cmqtt_supervisor_event_kind
      * is dropped (not retried after reconnects).
      */
     CMQTT_SUPERVISOR_EVENT_SUBSCRIBE_FAILED = 8,
+    /**
+     * The outbox file was damaged at start: damaged records were skipped (the rest kept) and
+     * the file as found was kept aside; `text` says what and where.
+     */
+    CMQTT_SUPERVISOR_EVENT_OUTBOX_RECOVERED = 9,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -692,7 +697,8 @@ enum cmqtt_when_full
  {
     /**
      * `cmqtt_supervisor_publish` waits for room, up to `pub_timeout_s` (then
-     * `CMQTT_ERR_TIMEOUT`); from the supervisor's event callback it never waits.
+     * `CMQTT_ERR_OUTBOX_FULL`); from any cmqtt callback it never waits (`CMQTT_ERR_OUTBOX_FULL`
+     * at once).
      */
     CMQTT_WHEN_FULL_BLOCK = 0,
     /**
@@ -1616,8 +1622,8 @@ cmqtt_result cmqtt_supervisor_flush(cmqtt_supervisor *supervisor, uint32_t timeo
  * and again after a reconnect if the connection broke before the modem confirmed it (so QoS 1
  * may arrive twice; QoS 0 is never sent twice: an interrupted one fails). Arguments that can
  * never be sent are refused at once (`CMQTT_ERR_INVALID_ARGUMENT`). A full outbox follows
- * `when_full`: waits up to `pub_timeout_s` (`CMQTT_ERR_TIMEOUT`; never from the event
- * callback), `CMQTT_ERR_OUTBOX_FULL`, or drops the oldest publish.
+ * `when_full`: waits up to `pub_timeout_s` for room (then `CMQTT_ERR_OUTBOX_FULL`; never
+ * waits from a callback), `CMQTT_ERR_OUTBOX_FULL` at once, or drops the oldest publish.
  *
  * `delivery_out` is optional: when not NULL, `*delivery_out` is the publish's ticket (NULL on
  * failure); free it with `cmqtt_delivery_free`. Tickets are not needed for the publish to be
