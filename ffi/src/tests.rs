@@ -766,3 +766,171 @@ fn capacities_beyond_the_maximum_are_invalid_arguments_not_aborts() {
         }
     }
 }
+
+// ---- the event plane through the C ABI ------------------------------------------------------
+
+fn rx_block(client: u8, topic: &str, payload: &str) -> Vec<u8> {
+    format!(
+        "\r\n+CMQTTRXSTART: {client},{},{}\r\n+CMQTTRXTOPIC: {client},{}\r\n{topic}\r\n+CMQTTRXPAYLOAD: {client},{}\r\n{payload}\r\n+CMQTTRXEND: {client}\r\n",
+        topic.len(),
+        payload.len(),
+        topic.len(),
+        payload.len()
+    )
+    .into_bytes()
+}
+
+fn wait_for(timeout: std::time::Duration, f: impl Fn() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    f()
+}
+
+/// What the C callbacks below record (each test passes its own through `userdata`).
+#[derive(Default)]
+struct Seen {
+    gate: std::sync::atomic::AtomicBool,
+    messages: std::sync::atomic::AtomicUsize,
+    lost: std::sync::atomic::AtomicUsize,
+}
+
+unsafe extern "C" fn seen_message(ud: *mut c_void, _msg: *const cmqtt_message) {
+    use std::sync::atomic::Ordering;
+    let seen = unsafe { &*(ud as *const Seen) };
+    seen.messages.fetch_add(1, Ordering::SeqCst);
+    // Block until the test opens the gate (a slow consumer).
+    while !seen.gate.load(Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+unsafe extern "C" fn seen_lost(ud: *mut c_void, _client: u8, _cause: u8) {
+    let seen = unsafe { &*(ud as *const Seen) };
+    seen.lost.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Issue 11's reproduction in C: queue capacity 4, a blocking message callback, 12 messages,
+/// then `+CMQTTCONNLOST`. Before, the loss never reached `on_connection_lost`.
+#[test]
+fn c_connection_lost_callback_runs_after_a_blocked_message_callback() {
+    use std::sync::atomic::Ordering;
+    let sim = cmqtt_sim::Simulator::start_pty(cmqtt_sim::SimConfig::new(cmqtt_sim::Model::A7600))
+        .expect("start the emulator");
+    let dev = CString::new(sim.device()).unwrap();
+    let seen = Box::new(Seen::default());
+    unsafe {
+        let mut opts = cmqtt_modem_options_default();
+        opts.queue_capacity = 4;
+        let mut m: *mut cmqtt_modem = null_mut();
+        assert_eq!(
+            cmqtt_modem_open_with(dev.as_ptr(), &opts, &mut m),
+            CMQTT_OK,
+            "{}",
+            last_message()
+        );
+        assert_eq!(cmqtt_modem_start(m), CMQTT_OK, "{}", last_message());
+        let mut c: *mut cmqtt_client = null_mut();
+        assert_eq!(
+            cmqtt_client_acquire(m, 0, c"ffi-plane".as_ptr(), false, &mut c),
+            CMQTT_OK
+        );
+        let ud = &*seen as *const Seen as *mut c_void;
+        assert_eq!(
+            cmqtt_client_set_callbacks(c, ud, Some(seen_message), Some(seen_lost)),
+            CMQTT_OK
+        );
+        let faults = sim.faults();
+        for i in 0..12 {
+            faults.inject(&rx_block(0, "t", &format!("m{i}")));
+        }
+        assert!(wait_for(std::time::Duration::from_secs(5), || seen
+            .messages
+            .load(Ordering::SeqCst)
+            == 1));
+        faults.inject(b"\r\n+CMQTTCONNLOST: 0,1\r\n");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        seen.gate.store(true, Ordering::SeqCst);
+        assert!(
+            wait_for(std::time::Duration::from_secs(5), || seen
+                .lost
+                .load(Ordering::SeqCst)
+                == 1),
+            "the connection-lost callback never ran"
+        );
+        assert_eq!(
+            cmqtt_client_set_callbacks(c, null_mut(), None, None),
+            CMQTT_OK
+        );
+        assert_eq!(cmqtt_client_free(c), CMQTT_OK);
+        assert_eq!(cmqtt_modem_free(m), CMQTT_OK);
+    }
+}
+
+/// Before: freeing a client acquired before a modem restart cleared the callbacks that the
+/// client acquired after it (same index) had installed.
+#[test]
+fn c_freeing_a_stale_client_keeps_the_new_clients_callbacks() {
+    use std::sync::atomic::Ordering;
+    let sim = cmqtt_sim::Simulator::start_pty(cmqtt_sim::SimConfig::new(cmqtt_sim::Model::A7600))
+        .expect("start the emulator");
+    let dev = CString::new(sim.device()).unwrap();
+    let old_seen = Box::new(Seen::default());
+    let new_seen = Box::new(Seen::default());
+    old_seen.gate.store(true, Ordering::SeqCst);
+    new_seen.gate.store(true, Ordering::SeqCst);
+    unsafe {
+        let mut m: *mut cmqtt_modem = null_mut();
+        assert_eq!(
+            cmqtt_modem_open(dev.as_ptr(), 115200, &mut m),
+            CMQTT_OK,
+            "{}",
+            last_message()
+        );
+        assert_eq!(cmqtt_modem_start(m), CMQTT_OK);
+        let mut old: *mut cmqtt_client = null_mut();
+        assert_eq!(
+            cmqtt_client_acquire(m, 0, c"ffi-old".as_ptr(), false, &mut old),
+            CMQTT_OK
+        );
+        let ud = &*old_seen as *const Seen as *mut c_void;
+        assert_eq!(
+            cmqtt_client_set_callbacks(old, ud, Some(seen_message), None),
+            CMQTT_OK
+        );
+        sim.faults().reset();
+        // The restarted modem answers again once it has booted; start the service afresh.
+        assert!(wait_for(
+            std::time::Duration::from_secs(10),
+            || cmqtt_modem_start(m) == CMQTT_OK
+        ));
+        let mut new: *mut cmqtt_client = null_mut();
+        let r = cmqtt_client_acquire(m, 0, c"ffi-new".as_ptr(), false, &mut new);
+        assert_eq!(r, CMQTT_OK, "{}", last_message());
+        let ud = &*new_seen as *const Seen as *mut c_void;
+        assert_eq!(
+            cmqtt_client_set_callbacks(new, ud, Some(seen_message), None),
+            CMQTT_OK
+        );
+        assert_eq!(cmqtt_client_free(old), CMQTT_OK);
+        sim.faults().inject(&rx_block(0, "t", "after"));
+        assert!(
+            wait_for(std::time::Duration::from_secs(5), || new_seen
+                .messages
+                .load(Ordering::SeqCst)
+                == 1),
+            "freeing the stale client cleared the new client's callback"
+        );
+        assert_eq!(old_seen.messages.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            cmqtt_client_set_callbacks(new, null_mut(), None, None),
+            CMQTT_OK
+        );
+        assert_eq!(cmqtt_client_free(new), CMQTT_OK);
+        assert_eq!(cmqtt_modem_free(m), CMQTT_OK);
+    }
+}
