@@ -797,6 +797,15 @@ struct Seen {
     gate: std::sync::atomic::AtomicBool,
     messages: std::sync::atomic::AtomicUsize,
     lost: std::sync::atomic::AtomicUsize,
+    lost_events: std::sync::atomic::AtomicUsize,
+}
+
+unsafe extern "C" fn seen_event(ud: *mut c_void, ev: *const cmqtt_event) {
+    let seen = unsafe { &*(ud as *const Seen) };
+    if unsafe { (*ev).kind } == cmqtt_event_kind::CMQTT_EVENT_CONNECTION_LOST {
+        seen.lost_events
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 unsafe extern "C" fn seen_message(ud: *mut c_void, _msg: *const cmqtt_message) {
@@ -815,7 +824,8 @@ unsafe extern "C" fn seen_lost(ud: *mut c_void, _client: u8, _cause: u8) {
 }
 
 /// Issue 11's reproduction in C: queue capacity 4, a blocking message callback, 12 messages,
-/// then `+CMQTTCONNLOST`. Before, the loss never reached `on_connection_lost`.
+/// then `+CMQTTCONNLOST`. Before, the loss never reached the modem's event callback (what a
+/// supervisor listens to).
 #[test]
 fn c_connection_lost_callback_runs_after_a_blocked_message_callback() {
     use std::sync::atomic::Ordering;
@@ -844,6 +854,10 @@ fn c_connection_lost_callback_runs_after_a_blocked_message_callback() {
             cmqtt_client_set_callbacks(c, ud, Some(seen_message), Some(seen_lost)),
             CMQTT_OK
         );
+        assert_eq!(
+            cmqtt_modem_set_event_callback(m, ud, Some(seen_event)),
+            CMQTT_OK
+        );
         let faults = sim.faults();
         for i in 0..12 {
             faults.inject(&rx_block(0, "t", &format!("m{i}")));
@@ -861,6 +875,17 @@ fn c_connection_lost_callback_runs_after_a_blocked_message_callback() {
                 .load(Ordering::SeqCst)
                 == 1),
             "the connection-lost callback never ran"
+        );
+        assert!(
+            wait_for(std::time::Duration::from_secs(5), || seen
+                .lost_events
+                .load(Ordering::SeqCst)
+                == 1),
+            "the modem event callback never saw the loss"
+        );
+        assert_eq!(
+            cmqtt_modem_set_event_callback(m, null_mut(), None),
+            CMQTT_OK
         );
         assert_eq!(
             cmqtt_client_set_callbacks(c, null_mut(), None, None),

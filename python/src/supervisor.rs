@@ -606,8 +606,9 @@ impl Supervisor {
     /// before the modem confirmed it (so QoS 1 may arrive twice; an interrupted QoS 0 publish
     /// fails instead). ``topic`` is str or bytes; ``payload`` bytes-like or str (UTF-8).
     /// Arguments that can never be sent raise ValueError at once. A full outbox follows
-    /// ``when_full``: waits up to ``pub_timeout`` (then cmqtt.TimeoutError; never inside
-    /// ``on_event``), raises ``OutboxFullError``, or drops the oldest publish.
+    /// ``when_full``: waits up to ``pub_timeout`` for room (then ``OutboxFullError``; inside
+    /// any cmqtt callback it never waits: ``OutboxFullError`` at once), raises
+    /// ``OutboxFullError``, or drops the oldest publish.
     #[pyo3(signature = (topic, payload = None, qos = 1, retain = false))]
     fn publish(
         &self,

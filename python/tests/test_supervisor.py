@@ -385,8 +385,8 @@ def test_block_policy_with_a_connection_delivers_everything_in_order(
 
 
 def test_callback_rules(tmp_path: Path) -> None:
-    """What on_event may not do (close, wait) raises there; a publish from the supervisor
-    thread never waits for room."""
+    """What on_event may not do (close, wait) raises there; a publish from a callback never
+    waits for room: a full outbox is OutboxFullError at once."""
     results: dict[str, str] = {}
     done = threading.Event()
     sup = offline(tmp_path, outbox_capacity=1)
@@ -411,8 +411,8 @@ def test_callback_rules(tmp_path: Path) -> None:
         try:
             sup.publish("p/x", b"from the supervisor thread")
             results["publish"] = "ok"
-        except cmqtt.TimeoutError:
-            results["publish"] = f"TimeoutError after {time.monotonic() - t0:.1f} s"
+        except cmqtt.OutboxFullError:
+            results["publish"] = f"OutboxFullError after {time.monotonic() - t0:.1f} s"
         results["thread"] = threading.current_thread().name
         done.set()
 
@@ -424,7 +424,7 @@ def test_callback_rules(tmp_path: Path) -> None:
     for name in ("wait_connected", "flush", "recv"):
         assert results[name].startswith("RuntimeError"), results
     assert results["wait_connected(0)"] == "False"
-    assert results["publish"].startswith("TimeoutError after 0."), results
+    assert results["publish"].startswith("OutboxFullError after 0."), results
     assert results["thread"] != threading.main_thread().name
 
 
@@ -513,8 +513,11 @@ def test_bad_arguments(tmp_path: Path) -> None:
             cmqtt.Supervisor(port, server, cid(), **kw)
     with pytest.raises(ValueError, match="client"):
         cmqtt.Supervisor(port, server, 'has"quote')
-    with pytest.raises(ValueError, match="tcp://"):
-        cmqtt.Supervisor(port, "mqtt://127.0.0.1:1883", cid())
+    # One broker grammar (tcp://, mqtt://, mqtts://, ssl://, bare host); other schemes are refused.
+    with pytest.raises(ValueError, match=r"\[tcp\|mqtt\|mqtts\|ssl\]://"):
+        cmqtt.Supervisor(port, "http://127.0.0.1:1883", cid())
+    with pytest.raises(ValueError, match="TLS"):
+        cmqtt.Supervisor(port, "mqtts://127.0.0.1", cid())
     with pytest.raises(ValueError, match="usb:VID:PID"):
         cmqtt.Supervisor("usb:zz:1", server, cid())
     with pytest.raises(ValueError, match="socket://"):
