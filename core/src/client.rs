@@ -10,8 +10,8 @@ use parking_lot::Mutex;
 use crate::command::{self, CfgSetting, ClientConfig};
 use crate::error::{Error, Result};
 use crate::event::Message;
-use crate::modem::Session;
 use crate::profile::VersionDialect;
+use crate::session::Session;
 use crate::session::{ConnectionLostCallback, MessageCallback};
 
 /// How to acquire a client.

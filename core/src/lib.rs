@@ -80,9 +80,10 @@ pub use dispatch::in_callback;
 pub use error::{ErrCode, Error, ErrorKind, ModemFailure, Result};
 pub use event::{Event, Message, OverflowPolicy, MAX_QUEUE_CAPACITY};
 pub use health::Health;
-pub use modem::{Identity, Modem, ModemOptions, SslContext};
+pub use modem::{Modem, ModemOptions, SslContext};
 pub use outbox::{Delivery, DeliveryStatus, OpenReport, OutboxConfig, WhenFull};
 pub use profile::{Model, Profile, VersionDialect};
+pub use session::Identity;
 pub use supervise::{
     Backoff, Endpoint, Loss, State, Supervisor, SupervisorConfig, SupervisorEvent, Will,
 };

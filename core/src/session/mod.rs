@@ -32,9 +32,13 @@ use crate::ratelimit::RateLimit;
 use crate::time::{deadline_after, saturating_add};
 use crate::trace::{redact_line, redact_text, Direction, TraceFn};
 
+mod handle;
 mod reader;
 mod streams;
 mod transact;
+
+pub use handle::Identity;
+pub(crate) use handle::Session;
 
 use reader::*;
 use streams::*;
