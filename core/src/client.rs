@@ -429,14 +429,14 @@ impl Client {
         &self,
         topic: impl AsRef<[u8]>,
         payload: &[u8],
-        qos: u8,
+        qos: impl Into<u8>,
         retain: bool,
         timeout: Duration,
     ) -> Result<()> {
         self.publish_message(&Publish {
             topic: topic.as_ref(),
             payload,
-            qos,
+            qos: qos.into(),
             retain,
             dup: false,
             timeout,

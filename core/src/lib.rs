@@ -66,6 +66,7 @@ mod modem;
 pub mod outbox;
 pub mod ports;
 mod profile;
+mod qos;
 mod ratelimit;
 mod readiness;
 mod session;
@@ -83,6 +84,7 @@ pub use health::Health;
 pub use modem::{Modem, ModemOptions, SslContext};
 pub use outbox::{Delivery, DeliveryStatus, OpenReport, OutboxConfig, WhenFull};
 pub use profile::{Model, Profile, VersionDialect};
+pub use qos::QoS;
 pub use session::Identity;
 pub use supervise::{
     Backoff, Endpoint, Loss, State, Supervisor, SupervisorConfig, SupervisorEvent, Will,

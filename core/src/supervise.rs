@@ -705,10 +705,11 @@ impl Supervisor {
         &self,
         topic: impl AsRef<[u8]>,
         payload: &[u8],
-        qos: u8,
+        qos: impl Into<u8>,
         retain: bool,
     ) -> Result<Delivery> {
         self.live()?;
+        let qos = qos.into();
         let topic = topic.as_ref();
         let p = self.profile();
         crate::command::validate::qos(qos)?;
@@ -739,7 +740,7 @@ impl Supervisor {
         &self,
         topic: impl AsRef<[u8]>,
         payload: &[u8],
-        qos: u8,
+        qos: impl Into<u8>,
         retain: bool,
         timeout: Duration,
     ) -> Result<()> {
@@ -750,7 +751,8 @@ impl Supervisor {
     /// Add a subscription (a topic filter; `+` and `#` as MQTT allows): applied now if
     /// connected, and after every reconnect. A filter the broker refuses is reported with
     /// [`SupervisorEvent::SubscribeFailed`] and dropped.
-    pub fn subscribe(&self, topic: impl AsRef<[u8]>, qos: u8) -> Result<()> {
+    pub fn subscribe(&self, topic: impl AsRef<[u8]>, qos: impl Into<u8>) -> Result<()> {
+        let qos = qos.into();
         let topic = topic.as_ref().to_vec();
         crate::command::validate::qos(qos)?;
         crate::command::validate::len("topic", topic.len(), 1, self.profile().max_topic)?;

@@ -12,8 +12,8 @@ use crate::modem::cmqtt_modem;
 use crate::result::cmqtt_result::*;
 use crate::result::{cmqtt_result, fail, guard, guard_value, FfiResult};
 use crate::util::{
-    arg_bytes, arg_out, arg_ref, arg_str, not_in_callback, not_in_trace, opt_bool, opt_num,
-    opt_str, Slot, Userdata,
+    arg_bytes, arg_out, arg_ref, arg_str, arg_versioned, not_in_callback, not_in_trace, opt_bool,
+    opt_num, opt_str, Slot, Userdata,
 };
 
 /// An acquired MQTT client of the modem, index 0 or 1 (opaque). Create with
@@ -100,6 +100,10 @@ pub unsafe extern "C" fn cmqtt_client_acquire(
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct cmqtt_client_options {
+    /// `sizeof` this struct as the program was built: set by the `_default()` function, so
+    /// that later versions of the library can add fields without breaking it. Leave it as
+    /// set (a struct embedded in another is covered by the outer one's size).
+    pub struct_size: u32,
     /// The client id, 1..128 bytes, no `"` (required).
     pub client_id: *const c_char,
     /// Connect to an SSL/TLS server.
@@ -120,6 +124,7 @@ pub struct cmqtt_client_options {
 #[no_mangle]
 pub extern "C" fn cmqtt_client_options_default() -> cmqtt_client_options {
     cmqtt_client_options {
+        struct_size: std::mem::size_of::<cmqtt_client_options>() as u32,
         client_id: std::ptr::null(),
         tls: false,
         version: 0,
@@ -142,8 +147,8 @@ pub unsafe extern "C" fn cmqtt_client_acquire_with(
         not_in_trace()?;
         let out = unsafe { arg_out(client_out, "client_out")? };
         let m = unsafe { arg_ref(modem, "modem")? };
-        let o = unsafe { arg_ref(options, "options")? };
-        let opts = unsafe { client_options(o, "options->")? };
+        let o = unsafe { arg_versioned(options, "options")? };
+        let opts = unsafe { client_options(&o, "options->")? };
         let client = m.modem.client_with(index, &opts)?;
         *out = new_handle(client, &m.modem);
         Ok(())
@@ -544,4 +549,10 @@ pub unsafe extern "C" fn cmqtt_client_receive(
         *out = cmqtt_message::new(&m).boxed();
         Ok(())
     })
+}
+
+impl crate::util::Versioned for cmqtt_client_options {
+    fn defaults() -> Self {
+        cmqtt_client_options_default()
+    }
 }

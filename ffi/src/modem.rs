@@ -10,8 +10,8 @@ use crate::message::cmqtt_string_list;
 use crate::result::cmqtt_result::*;
 use crate::result::{cmqtt_result, fail, guard, guard_value, FfiResult};
 use crate::util::{
-    arg_bytes, arg_out, arg_ref, arg_str, c_string, enter, not_in_callback, not_in_trace, opt_bool,
-    opt_num, opt_str, Context, Slot, Userdata,
+    arg_bytes, arg_out, arg_ref, arg_str, arg_versioned, c_string, enter, not_in_callback,
+    not_in_trace, opt_bool, opt_num, opt_str, Context, Slot, Userdata,
 };
 
 /// A modem session (opaque): the serial port, its reader and dispatch threads, the model's
@@ -93,6 +93,10 @@ pub const CMQTT_MAX_QUEUE_CAPACITY: u32 = 1 << 20;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct cmqtt_modem_options {
+    /// `sizeof` this struct as the program was built: set by the `_default()` function, so
+    /// that later versions of the library can add fields without breaking it. Leave it as
+    /// set (a struct embedded in another is covered by the outer one's size).
+    pub struct_size: u32,
     /// Baud rate (default 115200).
     pub baud: u32,
     /// A `cmqtt_model` value: `CMQTT_MODEL_AUTO` (the default) identifies the modem; any other
@@ -117,6 +121,7 @@ pub struct cmqtt_modem_options {
 #[no_mangle]
 pub extern "C" fn cmqtt_modem_options_default() -> cmqtt_modem_options {
     cmqtt_modem_options {
+        struct_size: std::mem::size_of::<cmqtt_modem_options>() as u32,
         baud: 115_200,
         model: cmqtt_model::CMQTT_MODEL_AUTO as u32,
         sync_timeout_ms: 0,
@@ -169,8 +174,8 @@ pub unsafe extern "C" fn cmqtt_modem_open_with(
         not_in_trace()?;
         let out = unsafe { arg_out(modem_out, "modem_out")? };
         let port = unsafe { arg_str(port, "port")? };
-        let o = unsafe { arg_ref(options, "options")? };
-        let opts = modem_options(o)?;
+        let o = unsafe { arg_versioned(options, "options")? };
+        let opts = modem_options(&o)?;
         let modem = Modem::open_with(port, o.baud, opts)?;
         *out = new_handle(modem);
         Ok(())
@@ -470,6 +475,10 @@ pub unsafe extern "C" fn cmqtt_modem_set_event_callback(
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct cmqtt_ssl_config {
+    /// `sizeof` this struct as the program was built: set by the `_default()` function, so
+    /// that later versions of the library can add fields without breaking it. Leave it as
+    /// set (a struct embedded in another is covered by the outer one's size).
+    pub struct_size: u32,
     /// "sslversion": 0 SSL3.0, 1 TLS1.0, 2 TLS1.1, 3 TLS1.2, 4 all; -1 = unset.
     pub ssl_version: i32,
     /// "authmode": 0 none, 1 verify the server, 2 both, 3 client only; -1 = unset.
@@ -492,6 +501,7 @@ pub struct cmqtt_ssl_config {
 #[no_mangle]
 pub extern "C" fn cmqtt_ssl_config_default() -> cmqtt_ssl_config {
     cmqtt_ssl_config {
+        struct_size: std::mem::size_of::<cmqtt_ssl_config>() as u32,
         ssl_version: -1,
         auth_mode: -1,
         ignore_local_time: -1,
@@ -515,8 +525,8 @@ pub unsafe extern "C" fn cmqtt_modem_ssl_configure(
     guard(|| {
         not_in_trace()?;
         let m = unsafe { arg_ref(modem, "modem")? };
-        let c = unsafe { arg_ref(config, "config")? };
-        let ctx = unsafe { ssl_context(c, "")? };
+        let c = unsafe { arg_versioned(config, "config")? };
+        let ctx = unsafe { ssl_context(&c, "")? };
         m.modem.ssl_configure(ssl_ctx, &ctx)?;
         Ok(())
     })
@@ -648,4 +658,16 @@ pub unsafe extern "C" fn cmqtt_modem_registration(
         *out = m.modem.registration()?;
         Ok(())
     })
+}
+
+impl crate::util::Versioned for cmqtt_modem_options {
+    fn defaults() -> Self {
+        cmqtt_modem_options_default()
+    }
+}
+
+impl crate::util::Versioned for cmqtt_ssl_config {
+    fn defaults() -> Self {
+        cmqtt_ssl_config_default()
+    }
 }

@@ -26,8 +26,8 @@ use crate::modem::{
 use crate::result::cmqtt_result::*;
 use crate::result::{cmqtt_result, fail, guard, guard_value, Fail, FfiResult};
 use crate::util::{
-    arg_bytes, arg_out, arg_ref, arg_str, c_string, context, not_in_callback, not_in_trace,
-    opt_num, opt_str, Context, Slot, Userdata,
+    arg_bytes, arg_out, arg_ref, arg_str, arg_versioned, c_string, context, not_in_callback,
+    not_in_trace, opt_num, opt_str, Context, Slot, Userdata,
 };
 
 // ---- configuration ----------------------------------------------------------------------------
@@ -97,6 +97,10 @@ pub struct cmqtt_cert_file {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct cmqtt_supervisor_config {
+    /// `sizeof` this struct as the program was built: set by the `_default()` function, so
+    /// that later versions of the library can add fields without breaking it. Leave it as
+    /// set (a struct embedded in another is covered by the outer one's size).
+    pub struct_size: u32,
     /// A `cmqtt_endpoint` value (default `CMQTT_ENDPOINT_SERIAL`); it says which of the next
     /// fields are used.
     pub endpoint: cmqtt_endpoint_raw,
@@ -200,6 +204,7 @@ pub extern "C" fn cmqtt_supervisor_config_default() -> cmqtt_supervisor_config {
     );
     let ms = |t: Duration| u32::try_from(t.as_millis()).unwrap_or(u32::MAX);
     cmqtt_supervisor_config {
+        struct_size: std::mem::size_of::<cmqtt_supervisor_config>() as u32,
         endpoint: cmqtt_endpoint::CMQTT_ENDPOINT_SERIAL as u32,
         port: std::ptr::null(),
         usb_vid: 0,
@@ -534,7 +539,7 @@ pub unsafe extern "C" fn cmqtt_supervisor_new(
     guard(|| {
         not_in_trace()?;
         let out = unsafe { arg_out(supervisor_out, "supervisor_out")? };
-        let c = unsafe { arg_ref(config, "config")? };
+        let c = &unsafe { arg_versioned(config, "config")? };
         let cfg = unsafe { build_config(c)? };
         let ud = Userdata(c.userdata);
         let cbs = Arc::new(SupervisorCallbacks {
@@ -1166,4 +1171,10 @@ pub unsafe extern "C" fn cmqtt_delivery_free(delivery: *mut cmqtt_delivery) {
             drop(unsafe { Box::from_raw(delivery) });
         }
     })
+}
+
+impl crate::util::Versioned for cmqtt_supervisor_config {
+    fn defaults() -> Self {
+        cmqtt_supervisor_config_default()
+    }
 }

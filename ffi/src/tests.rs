@@ -959,3 +959,44 @@ fn c_freeing_a_stale_client_keeps_the_new_clients_callbacks() {
         assert_eq!(cmqtt_modem_free(m), CMQTT_OK);
     }
 }
+
+/// The options structs can grow: a program built against an older (smaller) struct still
+/// works (the fields it does not have keep their defaults); a size never set, or larger than
+/// this library knows, is refused with a message saying what to do.
+#[test]
+fn versioned_options_structs() {
+    unsafe {
+        let mut m: *mut cmqtt_modem = null_mut();
+        let mut o = cmqtt_modem_options_default();
+        o.struct_size = 0;
+        assert_eq!(
+            cmqtt_modem_open_with(c"/dev/cmqtt-none".as_ptr(), &o, &mut m),
+            CMQTT_ERR_INVALID_ARGUMENT
+        );
+        assert!(last_message().contains("_default()"), "{}", last_message());
+        o.struct_size = std::mem::size_of::<cmqtt_modem_options>() as u32 + 8;
+        assert_eq!(
+            cmqtt_modem_open_with(c"/dev/cmqtt-none".as_ptr(), &o, &mut m),
+            CMQTT_ERR_INVALID_ARGUMENT
+        );
+        // An "older" struct that ends after `baud`: the queue capacity given beyond it is
+        // ignored (an absurd one would be refused), the port is tried.
+        o = cmqtt_modem_options_default();
+        o.queue_capacity = u32::MAX;
+        o.struct_size = 8;
+        assert_eq!(
+            cmqtt_modem_open_with(c"/dev/cmqtt-none".as_ptr(), &o, &mut m),
+            CMQTT_ERR_SERIAL,
+            "{}",
+            last_message()
+        );
+        let mut cfg = cmqtt_supervisor_config_default();
+        cfg.struct_size = 3;
+        let mut s: *mut cmqtt_supervisor = null_mut();
+        assert_eq!(
+            cmqtt_supervisor_new(&cfg, &mut s),
+            CMQTT_ERR_INVALID_ARGUMENT
+        );
+        assert!(s.is_null());
+    }
+}

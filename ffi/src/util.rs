@@ -17,6 +17,39 @@ pub(crate) unsafe fn arg_ref<'a, T>(p: *const T, name: &str) -> FfiResult<&'a T>
     }
 }
 
+/// An options struct that can grow without breaking programs built against an older header:
+/// its first field, `struct_size`, is `sizeof` the struct the program was built with (the
+/// `_default()` functions set it).
+pub(crate) trait Versioned: Copy {
+    /// The defaults (with `struct_size` set to this library's size).
+    fn defaults() -> Self;
+}
+
+/// A required options struct, read by its `struct_size`: fields the caller's (older) struct
+/// does not have keep their defaults; a struct larger than this library knows, or a
+/// `struct_size` that was never set, is refused.
+pub(crate) unsafe fn arg_versioned<T: Versioned>(p: *const T, name: &str) -> FfiResult<T> {
+    let _ = unsafe { arg_ref(p, name)? };
+    // SAFETY: not NULL (checked above); every versioned struct starts with its u32 size.
+    let size = unsafe { std::ptr::read_unaligned(p.cast::<u32>()) } as usize;
+    let ours = std::mem::size_of::<T>();
+    if size < std::mem::size_of::<u32>() || size > ours {
+        return fail(
+            CMQTT_ERR_INVALID_ARGUMENT,
+            format!(
+                "{name}->struct_size is {size}, this library's struct is {ours} bytes: start from the struct's _default() function (which sets it), or rebuild against this library's header"
+            ),
+        );
+    }
+    let mut out = T::defaults();
+    // SAFETY: `size` bytes are readable at `p` (the caller's struct has that size) and fit in
+    // `out`; the struct is plain data (repr(C), Copy).
+    unsafe {
+        std::ptr::copy_nonoverlapping(p.cast::<u8>(), (&mut out as *mut T).cast::<u8>(), size);
+    }
+    Ok(out)
+}
+
 /// A required string.
 pub(crate) unsafe fn arg_str<'a>(p: *const c_char, name: &str) -> FfiResult<&'a str> {
     match unsafe { opt_str(p, name)? } {

@@ -113,7 +113,9 @@ fn a_publish_that_makes_the_broker_drop_us_is_given_up_and_the_rest_flows() {
     let log = recorder(&sup);
     assert!(sup.wait_connected(Duration::from_secs(15)));
     let mut peer = Subscriber::start(&broker, &["p/#"], 1);
-    let big = sup.publish("p/big", &[b'x'; 5000], 1, false).unwrap();
+    let big = sup
+        .publish("p/big", &[b'x'; 5000], cmqtt::QoS::AtLeastOnce, false)
+        .unwrap();
     let small: Vec<_> = (0..5)
         .map(|i| {
             sup.publish("p/small", format!("s{i}").as_bytes(), 1, false)
