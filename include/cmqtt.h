@@ -769,6 +769,12 @@ typedef void (*cmqtt_trace_cb)(void *userdata, cmqtt_direction direction, const 
  */
 typedef struct {
     /**
+     * `sizeof` this struct as the program was built: set by the `_default()` function, so
+     * that later versions of the library can add fields without breaking it. Leave it as
+     * set (a struct embedded in another is covered by the outer one's size).
+     */
+    uint32_t struct_size;
+    /**
      * Baud rate (default 115200).
      */
     uint32_t baud;
@@ -840,6 +846,12 @@ typedef void (*cmqtt_event_cb)(void *userdata, const cmqtt_event *event);
  */
 typedef struct {
     /**
+     * `sizeof` this struct as the program was built: set by the `_default()` function, so
+     * that later versions of the library can add fields without breaking it. Leave it as
+     * set (a struct embedded in another is covered by the outer one's size).
+     */
+    uint32_t struct_size;
+    /**
      * "sslversion": 0 SSL3.0, 1 TLS1.0, 2 TLS1.1, 3 TLS1.2, 4 all; -1 = unset.
      */
     int32_t ssl_version;
@@ -877,6 +889,12 @@ typedef struct {
  * Options of `cmqtt_client_acquire_with`. Start from `cmqtt_client_options_default()`.
  */
 typedef struct {
+    /**
+     * `sizeof` this struct as the program was built: set by the `_default()` function, so
+     * that later versions of the library can add fields without breaking it. Leave it as
+     * set (a struct embedded in another is covered by the outer one's size).
+     */
+    uint32_t struct_size;
     /**
      * The client id, 1..128 bytes, no `"` (required).
      */
@@ -1006,6 +1024,12 @@ typedef void (*cmqtt_supervisor_event_cb)(void *userdata, const cmqtt_supervisor
  * supervisor is freed).
  */
 typedef struct {
+    /**
+     * `sizeof` this struct as the program was built: set by the `_default()` function, so
+     * that later versions of the library can add fields without breaking it. Leave it as
+     * set (a struct embedded in another is covered by the outer one's size).
+     */
+    uint32_t struct_size;
     /**
      * A `cmqtt_endpoint` value (default `CMQTT_ENDPOINT_SERIAL`); it says which of the next
      * fields are used.
