@@ -603,8 +603,10 @@ fn shutdown(inner: &Arc<Inner>, thread: &Mutex<Option<JoinHandle<()>>>) {
     inner.send(Input::Close);
     let t = thread.lock().take();
     if let Some(t) = t {
-        // From a supervisor callback (on its own thread) the thread ends by itself.
-        if t.thread().id() != std::thread::current().id() {
+        // From a callback the thread ends by itself: on the supervisor's own thread joining
+        // would wait for itself, and on a modem's dispatch thread the supervisor's clean-up
+        // (dropping the modem joins that dispatch thread) would wait for us.
+        if t.thread().id() != std::thread::current().id() && !crate::dispatch::in_callback() {
             let _ = t.join();
         }
     }
@@ -875,7 +877,7 @@ impl Supervisor {
 
     /// Stop: disconnect cleanly when connected, release, and end the thread. Waiting publishes
     /// stay in the outbox file when one is configured. Idempotent, and callable from any clone
-    /// and from a callback (which then does not wait for the thread).
+    /// and from any cmqtt callback (which then does not wait for the thread to end).
     pub fn close(&self) {
         shutdown(&self.handle.inner, &self.handle.thread);
     }

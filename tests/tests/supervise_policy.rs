@@ -374,3 +374,27 @@ fn a_damaged_outbox_file_is_reported_and_the_rest_kept() {
     assert_eq!(sup.outbox_len(), 4, "only the damaged entry may be lost");
     sup.close();
 }
+
+/// Closing from inside a message callback (on the modem's dispatch thread) returns at once
+/// and the supervisor still stops: no thread waits for the one it runs on.
+#[test]
+fn close_from_a_message_callback_does_not_deadlock() {
+    let broker = Broker::start();
+    let sim = Simulator::start_pty(SimConfig::new(SimModel::A7600)).unwrap();
+    let mut cfg = config(&sim, &broker, "close-in-cb");
+    cfg.subscriptions.push((b"cb/close".to_vec(), 1));
+    let sup = Supervisor::start(cfg).unwrap();
+    assert!(sup.wait_connected(Duration::from_secs(15)));
+    let returned = Arc::new(AtomicBool::new(false));
+    let (s2, r2) = (sup.clone(), returned.clone());
+    sup.on_message(move |_| {
+        s2.close();
+        r2.store(true, Ordering::SeqCst);
+    });
+    assert!(wait_until(Duration::from_secs(10), || {
+        publish(&broker, "cb/close", b"bye", 1, false);
+        returned.load(Ordering::SeqCst)
+    }));
+    assert!(wait_until(Duration::from_secs(10), || sup.state() == State::Stopped));
+    drop(sup);
+}
