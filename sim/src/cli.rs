@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Model, ResultOrder, SimConfig, Simulator};
+use crate::config::{Model, ResultOrder, SimConfig};
+use crate::simulator::Simulator;
 
 /// Arguments of `cmqtt sim --model a7600|sim7600|sim7672x [--link PATH]
 /// [--tcp 127.0.0.1:PORT] [--echo] [--baud N] [--rx-chunk N]`.
@@ -109,4 +110,25 @@ pub fn run_cli(args: SimArgs) -> i32 {
     }
     sim.shutdown();
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_args_map_to_config() {
+        let mut a = SimArgs::new(Model::Sim7600);
+        let c = a.config();
+        assert!(c.echo && c.boot_banner && c.baud.is_none() && c.rx_chunk == 1500);
+        a.echo = Some(false);
+        a.baud = Some(115_200);
+        a.rx_chunk = Some(512);
+        let c = a.config();
+        assert!(!c.echo);
+        assert_eq!(
+            (c.baud, c.rx_chunk, c.model),
+            (Some(115_200), 512, Model::Sim7600)
+        );
+    }
 }

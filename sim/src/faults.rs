@@ -1,32 +1,17 @@
 //! Fault injection handle and counters shared by all the emulator's threads.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::engine::Inbox;
+use crate::inbox::{FaultCmd, Inbox};
 use crate::output::{Output, Unit};
 use crate::pty::PtyPort;
-
-/// What the engine is asked to do by a [`Faults`] call.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum FaultCmd {
-    DropConnection {
-        client: u8,
-        cause: u8,
-    },
-    LoseNetwork,
-    Reset,
-    /// The port vanished (USB unplugged): everything is lost, input is
-    /// ignored until [`FaultCmd::Replugged`].
-    Vanish,
-    /// A new port is there: the modem boots (echo on, `RDY`).
-    Replugged,
-}
+use crate::shared::Shared;
 
 /// What [`Faults::vanish`] needs: the pty, its symlink and the stop flag of
 /// the simulator.
@@ -73,55 +58,6 @@ impl PortCtl {
                 log::error!("cannot link {} to {target}: {e}", link.display());
             }
         }
-    }
-}
-
-/// State shared by the transport threads, the writer, the engine and the
-/// [`Faults`] handles.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub stalled: AtomicBool,
-    pub slow: Mutex<Option<Duration>>,
-    /// 0 = unthrottled.
-    pub baud: AtomicU32,
-    pub commands: AtomicU64,
-    pub publishes: AtomicU64,
-    pub delivered: AtomicU64,
-    pub dropped: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub host_connected: AtomicBool,
-}
-
-impl Shared {
-    pub fn new(baud: Option<u32>) -> Shared {
-        Shared {
-            stalled: AtomicBool::new(false),
-            slow: Mutex::new(None),
-            baud: AtomicU32::new(baud.unwrap_or(0)),
-            commands: AtomicU64::new(0),
-            publishes: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-            host_connected: AtomicBool::new(false),
-        }
-    }
-
-    pub fn baud(&self) -> Option<u32> {
-        match self.baud.load(Ordering::Relaxed) {
-            0 => None,
-            b => Some(b),
-        }
-    }
-
-    pub fn is_stalled(&self) -> bool {
-        self.stalled.load(Ordering::Relaxed)
-    }
-
-    pub fn bump(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
     }
 }
 

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::engine::{Engine, Inbox};
-use crate::faults::{FaultCmd, Shared};
+use crate::config::{Model, ResultOrder, SimConfig};
+use crate::engine::Engine;
+use crate::inbox::{FaultCmd, Inbox};
 use crate::output::{Output, Sink};
-use crate::{Model, SimConfig};
+use crate::shared::Shared;
 
 struct Collect(Arc<Mutex<Vec<u8>>>);
 
@@ -51,8 +52,8 @@ pub fn fuzz_feed(input: &[u8]) -> Vec<u8> {
     cfg.echo = head & 4 != 0;
     cfg.boot_banner = head & 8 != 0;
     cfg.result_order = match (head >> 4) & 3 {
-        1 => Some(crate::ResultOrder::OkFirst),
-        2 => Some(crate::ResultOrder::ResultFirst),
+        1 => Some(ResultOrder::OkFirst),
+        2 => Some(ResultOrder::ResultFirst),
         _ => None,
     };
     cfg.rx_chunk = [1500, 1, 7, 64][usize::from(head >> 6)];

@@ -19,28 +19,9 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::ClientConfig;
 
 use crate::codes;
-use crate::engine::Inbox;
+use crate::inbox::Inbox;
+use crate::session::{SessCmd, SessionEvent, SessionHandle};
 use crate::wire;
-
-/// Events a session sends to the engine.
-#[derive(Debug)]
-pub(crate) enum SessionEvent {
-    /// Outcome of a connect attempt started with [`spawn_connect`].
-    Connected {
-        op: u64,
-        result: Result<SessionHandle, u8>,
-    },
-    /// An operation finished with `<err>` `code`.
-    Done { op: u64, code: u8 },
-    /// A PUBLISH arrived from the broker.
-    Rx {
-        session: u64,
-        topic: Vec<u8>,
-        payload: Vec<u8>,
-    },
-    /// The connection died (reported once).
-    Lost { session: u64, cause: u8 },
-}
 
 pub(crate) struct TlsParams {
     pub config: Arc<ClientConfig>,
@@ -66,106 +47,13 @@ pub(crate) struct ConnectParams {
     pub op_timeout: Duration,
 }
 
-#[derive(Debug)]
-pub(crate) enum SessCmd {
-    Publish {
-        op: u64,
-        topic: Vec<u8>,
-        payload: Vec<u8>,
-        qos: u8,
-        retain: bool,
-        dup: bool,
-        timeout: Duration,
-    },
-    Subscribe {
-        op: u64,
-        topics: Vec<(Vec<u8>, u8)>,
-        timeout: Duration,
-    },
-    Unsubscribe {
-        op: u64,
-        topics: Vec<Vec<u8>>,
-        timeout: Duration,
-    },
-    Disconnect {
-        op: u64,
-    },
-    Abort,
-}
-
-/// The engine's handle on a live session.
-#[derive(Debug)]
-pub(crate) struct SessionHandle {
-    id: u64,
-    tx: tmpsc::UnboundedSender<SessCmd>,
-}
-
-impl SessionHandle {
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Sends a command; `false` if the session task is gone.
-    fn send(&self, c: SessCmd) -> bool {
-        self.tx.send(c).is_ok()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn publish(
-        &self,
-        op: u64,
-        topic: Vec<u8>,
-        payload: Vec<u8>,
-        qos: u8,
-        retain: bool,
-        dup: bool,
-        timeout: Duration,
-    ) -> bool {
-        self.send(SessCmd::Publish {
-            op,
-            topic,
-            payload,
-            qos,
-            retain,
-            dup,
-            timeout,
-        })
-    }
-
-    pub fn subscribe(&self, op: u64, topics: Vec<(Vec<u8>, u8)>, timeout: Duration) -> bool {
-        self.send(SessCmd::Subscribe {
-            op,
-            topics,
-            timeout,
-        })
-    }
-
-    pub fn unsubscribe(&self, op: u64, topics: Vec<Vec<u8>>, timeout: Duration) -> bool {
-        self.send(SessCmd::Unsubscribe {
-            op,
-            topics,
-            timeout,
-        })
-    }
-
-    pub fn disconnect(&self, op: u64) -> bool {
-        self.send(SessCmd::Disconnect { op })
-    }
-
-    /// Closes the socket abruptly (no DISCONNECT: the broker sends the
-    /// will). Silent: no `Lost` event.
-    pub fn abort(&self) {
-        let _ = self.tx.send(SessCmd::Abort);
-    }
-}
-
 /// A session with no network behind it, for running the engine offline
 /// (fuzzing): the engine's commands arrive on the returned receiver and
 /// [`loopback_answer`] answers them as a broker that accepts everything and
 /// echoes every publish back.
 pub(crate) fn loopback_session(session: u64) -> (SessionHandle, tmpsc::UnboundedReceiver<SessCmd>) {
     let (tx, rx) = tmpsc::unbounded_channel();
-    (SessionHandle { id: session, tx }, rx)
+    (SessionHandle::new(session, tx), rx)
 }
 
 /// What a loopback broker answers to `cmd` of session `session`.
@@ -202,7 +90,7 @@ pub(crate) fn spawn_connect(
         match establish(&p).await {
             Ok((stream, leftover)) => {
                 let (tx, rx) = tmpsc::unbounded_channel();
-                let handle = SessionHandle { id: p.session, tx };
+                let handle = SessionHandle::new(p.session, tx);
                 let _ = events.send(Inbox::Session(SessionEvent::Connected {
                     op,
                     result: Ok(handle),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::faults::Shared;
+use crate::shared::Shared;
 
 /// Where output bytes go (the pty master or the current TCP client).
 pub(crate) trait Sink: Send {

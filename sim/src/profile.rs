@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{Model, ResultOrder, SimConfig};
+use crate::config::{Model, ResultOrder, SimConfig};
 
 /// Everything that differs between the emulated models.
 #[derive(Debug, Clone)]

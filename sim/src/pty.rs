@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use serialport::SerialPort;
 
-use crate::engine::Inbox;
-use crate::faults::Shared;
+use crate::inbox::Inbox;
 use crate::output::{Pacer, Sink};
+use crate::shared::Shared;
 
 /// The pty the emulator currently serves. [`crate::Faults::vanish`] unplugs it
 /// (closes the master: the host's reads fail, like a USB modem pulled out)

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::mqtt::SessionHandle;
+use crate::session::SessionHandle;
 
 /// Number of MQTT client slots (`<client_index>` 0..1).
 pub(crate) const CLIENTS: usize = 2;

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::engine::Inbox;
-use crate::faults::Shared;
+use crate::inbox::Inbox;
 use crate::output::{Pacer, Sink};
+use crate::shared::Shared;
 
 pub(crate) struct TcpPort;
 

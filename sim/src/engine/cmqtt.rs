@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 use super::{DataTarget, Engine, Fail, Mode, Res, Wait, WaitKind};
 use crate::at::{Arg, Form};
 use crate::codes;
+use crate::inbox::Inbox;
 use crate::mqtt::{self, ConnectParams, TlsParams};
+use crate::session::SessionEvent;
+use crate::shared::Shared;
 use crate::state::{ClientCfg, ConnInfo, CLIENTS, MAX_PENDING_TOPICS};
 use crate::tls;
 
@@ -644,12 +647,10 @@ impl Engine {
             let _ = params;
             let (handle, rx) = mqtt::loopback_session(session);
             self.loopback.push((session, rx));
-            let _ = self
-                .inbox_tx
-                .send(super::Inbox::Session(mqtt::SessionEvent::Connected {
-                    op,
-                    result: Ok(handle),
-                }));
+            let _ = self.inbox_tx.send(Inbox::Session(SessionEvent::Connected {
+                op,
+                result: Ok(handle),
+            }));
         } else {
             mqtt::spawn_connect(&self.rt, params, op, self.inbox_tx.clone());
         }
@@ -758,7 +759,7 @@ impl Engine {
                         Duration::from_secs(timeout),
                     )
                 });
-                crate::faults::Shared::bump(&self.shared.publishes, 1);
+                Shared::bump(&self.shared.publishes, 1);
                 self.begin_async();
                 self.mode = Mode::Wait(Wait {
                     op,

@@ -16,21 +16,13 @@ use std::time::{Duration, Instant};
 
 use crate::at::{self, Arg, Command, ParseError};
 use crate::codes;
-use crate::faults::{FaultCmd, Shared};
-use crate::mqtt::SessionEvent;
+use crate::config::{ResultOrder, SimConfig};
+use crate::inbox::{FaultCmd, Inbox};
 use crate::output::{Output, Unit};
 use crate::profile::Profile;
+use crate::session::{SessCmd, SessionEvent};
+use crate::shared::Shared;
 use crate::state::{ConnInfo, ModemState, CLIENTS};
-use crate::{ResultOrder, SimConfig};
-
-/// Messages to the engine thread.
-#[derive(Debug)]
-pub(crate) enum Inbox {
-    Bytes(Vec<u8>),
-    Session(SessionEvent),
-    Fault(FaultCmd),
-    Shutdown,
-}
 
 /// Longest command line accepted (longer ones answer `ERROR`).
 const MAX_LINE: usize = 4096;
@@ -138,10 +130,7 @@ pub(crate) struct Engine {
     /// No network: CONNECT gets a loopback session (see [`crate::fuzz_feed`]).
     offline: bool,
     /// The loopback sessions' command queues (offline only).
-    loopback: Vec<(
-        u64,
-        tokio::sync::mpsc::UnboundedReceiver<crate::mqtt::SessCmd>,
-    )>,
+    loopback: Vec<(u64, tokio::sync::mpsc::UnboundedReceiver<SessCmd>)>,
 }
 
 impl Engine {
