@@ -37,7 +37,12 @@
  * NOT free a client or modem (or anything it still uses): cmqtt_client_free and cmqtt_modem_free
  * called from a callback free nothing and return CMQTT_ERR_IN_CALLBACK; free the handle from
  * another thread after the callback returned. A callback that blocks delays the callbacks after it
- * (never the reception of data): keep callbacks short. A callback must not let a C++ exception
+ * (never the reception of data): keep callbacks short. Each stream (a client's messages, the
+ * modem's events) is one bounded queue that the dispatch thread drains into its callback: a slow
+ * message callback lets that queue overflow (oldest dropped, counted, reported as
+ * CMQTT_EVENT_OVERFLOW), but never hides a lost connection: cmqtt_client_is_connected is state
+ * recorded before anything is queued, connection-lost events are never evicted by data, and
+ * connection-lost callbacks run before queued messages. A callback must not let a C++ exception
  * escape nor longjmp out (undefined behaviour). After cmqtt_client_set_callbacks,
  * cmqtt_modem_set_event_callback, cmqtt_supervisor_set_callbacks or a _free returns, the replaced
  * callbacks are not running and will not be called again (their userdata may be freed), unless the
