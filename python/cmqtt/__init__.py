@@ -18,13 +18,23 @@ Supported: A7600/A76xx, SIM7600, SIM7672X/SIM7652X. A thin layer over the Rust c
             client.disconnect()
 
 Blocking and threads
-    Every call that waits on the modem releases the GIL, so other Python threads run, and
-    waits in slices of 50 ms between which pending signals are handled: Ctrl-C raises
-    ``KeyboardInterrupt`` in a ``recv(timeout=None)`` or a ``publish`` waiting for its PUBACK.
-    An AT transaction cannot be taken back, so an interrupted command is not cancelled: it
-    finishes in the background (bounded by its own timeout) and its outcome is logged on the
-    ``cmqtt`` logger; an interrupted publish may still be delivered. Modem and Client methods
-    may be called from several threads at once.
+    Every call that waits on the modem releases the GIL, so other Python threads run. It runs
+    on the calling thread (no thread per call) and sleeps until the modem answers (no periodic
+    wakeups). On the main thread, Ctrl-C still raises ``KeyboardInterrupt`` at once in a
+    ``recv(timeout=None)``, ``messages()``, a ``publish`` waiting for its PUBACK, a
+    ``connect``, ...: while such a call runs, the module lends Python a ``signal.set_wakeup_fd``
+    (the fd in place before, e.g. asyncio's, still gets every signal and is put back), and a
+    watcher thread interrupts the modem's wait. An AT transaction cannot be taken back: the
+    modem may still carry out an interrupted command (an interrupted publish may still be
+    delivered; the interruption is logged on the ``cmqtt`` logger, the modem's late answer
+    arrives as a modem event, and the next command first gets back in step). Ctrl-C also
+    interrupts a command another thread is waiting for on the same modem, if it has not
+    finished within 40 ms. Another signal with a Python handler (which may raise nothing) runs
+    during a wait, which then goes on, and after an AT command returns, never costing it.
+    Opening a port and closing a supervisor run on a pooled worker thread when called from the
+    main thread; the waits of ``Supervisor``, ``Delivery`` and ``Modem.recv_event`` check for
+    signals every 50 ms on the main thread. Modem and Client methods may be called from several
+    threads at once.
 
 Callbacks
     ``client.on_message``, ``client.on_connection_lost``, ``modem.on_no_network`` and

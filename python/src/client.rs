@@ -1,5 +1,6 @@
 //! `cmqtt.Client` and the iterator of `Client.messages()`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::message::Message;
 use crate::modem::drop_detached;
 use crate::pylog;
 use crate::util;
-use crate::wait::{self, blocking};
+use crate::wait::{self, Session, Wake};
 
 type Handles = (Arc<cmqtt::Client>, cmqtt::Modem);
 
@@ -23,15 +24,25 @@ pub(crate) struct ClientShared {
     index: u8,
     on_message: Mutex<Option<Py<PyAny>>>,
     on_connection_lost: Mutex<Option<Py<PyAny>>>,
+    /// The modem's (see `wait::Gate`).
+    gate: Arc<wait::Gate>,
+    /// Threads waiting in `recv()` / `messages()` now: `release()` wakes them.
+    receivers: AtomicUsize,
 }
 
 impl ClientShared {
-    pub(crate) fn new(c: cmqtt::Client, m: cmqtt::Modem) -> Arc<ClientShared> {
+    pub(crate) fn new(
+        c: cmqtt::Client,
+        m: cmqtt::Modem,
+        gate: Arc<wait::Gate>,
+    ) -> Arc<ClientShared> {
         Arc::new(ClientShared {
             index: c.index(),
             inner: RwLock::new(Some((Arc::new(c), m))),
             on_message: Mutex::new(None),
             on_connection_lost: Mutex::new(None),
+            gate,
+            receivers: AtomicUsize::new(0),
         })
     }
 
@@ -42,6 +53,17 @@ impl ClientShared {
         let b = self.on_connection_lost.lock().take();
         drop((a, b));
         h
+    }
+
+    /// Whether a thread waits in `recv()` / `messages()` now.
+    pub(crate) fn has_receivers(&self) -> bool {
+        self.receivers.load(Ordering::SeqCst) > 0
+    }
+
+    /// The core client and its session, for one call.
+    fn session(&self, py: Python<'_>) -> PyResult<(Arc<cmqtt::Client>, Session)> {
+        let (c, m) = self.get(py)?;
+        Ok((c, Session::new(m, self.gate.clone())))
     }
 
     fn get(&self, py: Python<'_>) -> PyResult<Handles> {
@@ -165,31 +187,47 @@ fn optional_seconds(name: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
 
 /// Waits for the next message of client `s` (see `Client.recv`). Gives up (None) when the
 /// session ends or the client is released meanwhile (e.g. by the modem's close() on another
-/// thread), so a waiting thread never keeps a closed session alive.
+/// thread, which wakes the wait), so a waiting thread never keeps a closed session alive.
 fn recv_from(
     py: Python<'_>,
     s: &ClientShared,
     timeout: Option<Duration>,
 ) -> PyResult<Option<Message>> {
-    let (c, m) = s.get(py)?;
+    let (c, session) = s.session(py)?;
     let got = if timeout == Some(Duration::ZERO) {
-        c.try_recv()
+        Ok(c.try_recv())
     } else {
-        wait::poll(
+        s.receivers.fetch_add(1, Ordering::SeqCst);
+        let r = wait::poll(
             py,
             timeout,
-            |slice| {
-                if slice.is_zero() {
-                    c.try_recv()
-                } else {
-                    c.recv_timeout(slice)
-                }
-            },
-            || m.closed_reason().is_some() || s.inner.read().is_none(),
-        )?
+            Wake::Interrupt(&session),
+            |limit| next_message(&c, limit),
+            || session.modem().closed_reason().is_some() || s.inner.read().is_none(),
+        );
+        s.receivers.fetch_sub(1, Ordering::SeqCst);
+        r
     };
-    drop((c, m));
-    got.map(|m| Message::from_core(py, &m)).transpose()
+    // Possibly the last handles of a session closed meanwhile: dropped without the GIL.
+    py.detach(move || drop((c, session)));
+    got?.map(|m| Message::from_core(py, &m)).transpose()
+}
+
+/// One step of a receive wait: the next message within `limit`, or None when it passed or the
+/// wait was cut short (interrupted, connection lost, session ended: the caller looks why).
+fn next_message(c: &cmqtt::Client, limit: Duration) -> Option<cmqtt::Message> {
+    if limit.is_zero() {
+        return c.try_recv();
+    }
+    match c.next_message(limit) {
+        Ok(m) => m,
+        // Not connected (yet, or any more): nothing but a message wakes this wait (another
+        // thread may connect the client), so it goes on in slices.
+        Err(cmqtt::Error::NotConnected { .. } | cmqtt::Error::ConnectionLost { .. }) => {
+            c.recv_timeout(limit.min(wait::SLICE))
+        }
+        Err(_) => None,
+    }
 }
 
 #[pymethods]
@@ -212,12 +250,18 @@ impl Client {
         let Some((c, m)) = self.shared.take() else {
             return Ok(());
         };
-        blocking(py, "release", move || {
+        let session = Session::new(m, self.shared.gate.clone());
+        // Threads waiting for a message of this client learn that it is gone.
+        let wake = self.shared.has_receivers().then(|| session.clone());
+        let r = wait::call(py, "release", session, move || {
             let r = c.release();
             drop(c);
-            drop(m);
             r
-        })
+        });
+        if let Some(s) = wake {
+            py.detach(move || s.wake_receivers(Duration::from_millis(200)));
+        }
+        r
     }
 
     /// True once released (by ``release()``, the context manager or the modem's ``close()``).
@@ -260,28 +304,28 @@ impl Client {
         password: Option<String>,
         timeout: f64,
     ) -> PyResult<()> {
-        let (c, _) = self.shared.get(py)?;
+        let (c, session) = self.shared.session(py)?;
         let mut o = cmqtt::ConnectOptions::new(server);
         o.keepalive = util::arg_u32("keepalive", keepalive, "1..=64800 seconds")?;
         o.clean_session = clean_session;
         o.username = username;
         o.password = password;
         o.timeout = wait::seconds("timeout", timeout)?;
-        blocking(py, "connect", move || c.connect(&o))
+        wait::call(py, "connect", session, move || c.connect(&o))
     }
 
     /// ``AT+CMQTTDISC``. ``timeout``: None for the model's default, else 60..=180 s.
     #[pyo3(signature = (timeout = None))]
     fn disconnect(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        let (c, _) = self.shared.get(py)?;
+        let (c, session) = self.shared.session(py)?;
         let t = optional_seconds("timeout", timeout)?.unwrap_or(Duration::ZERO);
-        blocking(py, "disconnect", move || c.disconnect(t))
+        wait::call(py, "disconnect", session, move || c.disconnect(t))
     }
 
     /// Whether the modem says this client is connected (``AT+CMQTTDISC?``).
     fn query_connected(&self, py: Python<'_>) -> PyResult<bool> {
-        let (c, _) = self.shared.get(py)?;
-        blocking(py, "query_connected", move || c.query_connected())
+        let (c, session) = self.shared.session(py)?;
+        wait::call(py, "query_connected", session, move || c.query_connected())
     }
 
     /// Publish and block until the modem reports the result: for QoS 1 and 2 that is the
@@ -289,10 +333,11 @@ impl Client {
     /// bytes-like or str (encoded as UTF-8), up to ``modem.max_payload`` bytes; ``qos`` 0..=2;
     /// ``timeout`` is the modem's publish timeout, 60..=180 s.
     ///
-    /// Interrupted by Ctrl-C (KeyboardInterrupt): the publish is not cancelled; it finishes in
-    /// the background (bounded by ``timeout``) and its outcome is logged on the ``cmqtt``
-    /// logger, so the message may still be delivered. The next call on this client waits
-    /// for it.
+    /// Interrupted by Ctrl-C (KeyboardInterrupt): the wait stops at once, but an AT command
+    /// cannot be taken back, so the modem may still carry the publish out (the message may
+    /// still be delivered; the interruption is logged on the ``cmqtt`` logger and the modem's
+    /// late answer arrives as a modem event). The next call on the modem first gets back in
+    /// step with it.
     #[pyo3(signature = (topic, payload = None, qos = 0, retain = false, timeout = 60.0, dup = false))]
     #[allow(clippy::too_many_arguments)]
     fn publish(
@@ -312,8 +357,8 @@ impl Client {
         };
         let qos = util::arg_u8("qos", qos, "0..=2")?;
         let timeout = wait::seconds("timeout", timeout)?;
-        let (c, _) = self.shared.get(py)?;
-        blocking(py, "publish", move || {
+        let (c, session) = self.shared.session(py)?;
+        wait::call(py, "publish", session, move || {
             c.publish_message(&cmqtt::Publish {
                 topic: &t,
                 payload: &p,
@@ -330,21 +375,21 @@ impl Client {
     #[pyo3(signature = (topics, qos = 0))]
     fn subscribe(&self, py: Python<'_>, topics: &Bound<'_, PyAny>, qos: i64) -> PyResult<()> {
         let list = topic_list(topics, qos)?;
-        let (c, _) = self.shared.get(py)?;
-        blocking(py, "subscribe", move || c.subscribe(&list))
+        let (c, session) = self.shared.session(py)?;
+        wait::call(py, "subscribe", session, move || c.subscribe(&list))
     }
 
     /// Unsubscribe from one topic filter or a list of them.
     fn unsubscribe(&self, py: Python<'_>, topics: &Bound<'_, PyAny>) -> PyResult<()> {
         let list: Vec<Vec<u8>> = topic_list(topics, 0)?.into_iter().map(|(t, _)| t).collect();
-        let (c, _) = self.shared.get(py)?;
-        blocking(py, "unsubscribe", move || c.unsubscribe(&list))
+        let (c, session) = self.shared.session(py)?;
+        wait::call(py, "unsubscribe", session, move || c.unsubscribe(&list))
     }
 
     /// The subscribed topics as the modem lists them (``AT+CMQTTSUB?``, SIM7672X only).
     fn subscriptions(&self, py: Python<'_>) -> PyResult<Vec<Py<PyBytes>>> {
-        let (c, _) = self.shared.get(py)?;
-        let v = blocking(py, "subscriptions", move || c.subscriptions())?;
+        let (c, session) = self.shared.session(py)?;
+        let v = wait::call(py, "subscriptions", session, move || c.subscriptions())?;
         Ok(v.into_iter()
             .map(|t| PyBytes::new(py, &t).unbind())
             .collect())
@@ -439,44 +484,46 @@ impl Client {
         let t = util::topic("topic", topic)?;
         let p = util::bytes_or_str("payload", payload)?;
         let qos = util::arg_u8("qos", qos, "0..=2")?;
-        let (c, _) = self.shared.get(py)?;
-        blocking(py, "set_will", move || c.set_will(&t, &p, qos))
+        let (c, session) = self.shared.session(py)?;
+        wait::call(py, "set_will", session, move || c.set_will(&t, &p, qos))
     }
 
     /// ``AT+CMQTTCFG="checkUTF8"``: whether the modem checks topics for UTF-8 (its default:
     /// on).
     fn set_check_utf8(&self, py: Python<'_>, on: bool) -> PyResult<()> {
-        let (c, _) = self.shared.get(py)?;
-        blocking(py, "set_check_utf8", move || c.set_check_utf8(on))
+        let (c, session) = self.shared.session(py)?;
+        wait::call(py, "set_check_utf8", session, move || c.set_check_utf8(on))
     }
 
     /// ``AT+CMQTTCFG="optimeout"``: the modem's send/receive timeout, 20..=120 s.
     fn set_op_timeout(&self, py: Python<'_>, seconds: i64) -> PyResult<()> {
         let s = util::arg_u32("seconds", seconds, "20..=120")?;
-        let (c, _) = self.shared.get(py)?;
-        blocking(py, "set_op_timeout", move || c.set_op_timeout(s))
+        let (c, session) = self.shared.session(py)?;
+        wait::call(py, "set_op_timeout", session, move || c.set_op_timeout(s))
     }
 
     /// ``AT+CMQTTCFG="version"``: 3 (MQTT 3.1) or 4 (MQTT 3.1.1), on models that take it
     /// there (on SIM7600 pass ``version`` to ``Modem.client()`` instead).
     fn set_version(&self, py: Python<'_>, version: i64) -> PyResult<()> {
         let v = util::arg_u8("version", version, "3 or 4")?;
-        let (c, _) = self.shared.get(py)?;
-        blocking(py, "set_version", move || c.set_version(v))
+        let (c, session) = self.shared.session(py)?;
+        wait::call(py, "set_version", session, move || c.set_version(v))
     }
 
     /// ``AT+CMQTTSSLCFG``: the SSL context (0..=9) this client's TLS connection uses.
     fn set_ssl_context(&self, py: Python<'_>, ctx: i64) -> PyResult<()> {
         let ctx = util::arg_u8("ctx", ctx, "0..=9")?;
-        let (c, _) = self.shared.get(py)?;
-        blocking(py, "set_ssl_context", move || c.set_ssl_context(ctx))
+        let (c, session) = self.shared.session(py)?;
+        wait::call(py, "set_ssl_context", session, move || {
+            c.set_ssl_context(ctx)
+        })
     }
 
     /// This client's configuration as the modem reports it (``AT+CMQTTCFG?``):
     /// ``{"index": int, "check_utf8": bool, "op_timeout": int}``.
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (c, _) = self.shared.get(py)?;
-        let cfg = blocking(py, "config", move || c.config())?;
+        let (c, session) = self.shared.session(py)?;
+        let cfg = wait::call(py, "config", session, move || c.config())?;
         let d = PyDict::new(py);
         d.set_item("index", cfg.index)?;
         d.set_item("check_utf8", cfg.check_utf8)?;

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -15,7 +16,7 @@ use crate::errors;
 use crate::message::Event;
 use crate::pylog;
 use crate::util;
-use crate::wait::{self, blocking};
+use crate::wait::{self, Session, Wake};
 
 #[derive(Default)]
 struct Hooks {
@@ -33,6 +34,8 @@ pub(crate) struct ModemShared {
     /// What the modem said about itself at open (still readable after close).
     identity: cmqtt::Identity,
     profile: cmqtt::Profile,
+    /// AT transactions of this binding in flight on the session (see `wait::Gate`).
+    gate: Arc<wait::Gate>,
 }
 
 impl ModemShared {
@@ -41,6 +44,11 @@ impl ModemShared {
             .read()
             .clone()
             .ok_or_else(|| errors::closed(py, "the modem was closed; open it again"))
+    }
+
+    /// The session of `m` (this modem's handle), for one call.
+    fn session(&self, m: &cmqtt::Modem) -> Session {
+        Session::new(m.clone(), self.gate.clone())
     }
 }
 
@@ -198,7 +206,8 @@ impl Modem {
         pylog::refresh_trace(py);
         opts.trace = Some(Arc::new(pylog::trace_line));
         let p = port.clone();
-        let modem = blocking(py, "open", move || open(p, baud, opts))?;
+        // No session to interrupt yet: on the main thread the opening runs on a worker.
+        let modem = wait::offload(py, "open", move || open(p, baud, opts))?;
         let identity = modem.identity().clone();
         let profile = modem.profile();
         Ok(Modem {
@@ -210,6 +219,7 @@ impl Modem {
                 started_here: AtomicBool::new(false),
                 identity,
                 profile,
+                gate: Arc::new(wait::Gate::default()),
             }),
         })
     }
@@ -232,20 +242,24 @@ impl Modem {
         let Some(modem) = self.shared.modem.write().take() else {
             return Ok(());
         };
-        let clients: Vec<_> = self
+        let shareds: Vec<_> = self
             .shared
             .clients
             .lock()
             .drain(..)
             .filter_map(|w| w.upgrade())
-            .filter_map(|c| c.take())
             .collect();
+        // Threads waiting for a message of these clients must learn that they are gone.
+        let waiting = shareds.iter().any(|c| c.has_receivers());
+        let clients: Vec<_> = shareds.iter().filter_map(|c| c.take()).collect();
+        drop(shareds);
         let stop = self.shared.started_here.swap(false, Ordering::SeqCst);
         let hooks = std::mem::take(&mut *self.shared.hooks.lock());
-        // The worker hands the core handle back: the last handle is dropped here, with the
-        // GIL released. Dropping it joins the dispatch thread unless this is that thread (a
+        // The call hands the core handle back: the last handle is dropped here, with the GIL
+        // released. Dropping it joins the dispatch thread unless this is that thread (a
         // callback closing its modem), which the core allows for.
-        let modem = blocking(py, "close", move || {
+        let session = Session::new(modem.clone(), self.shared.gate.clone());
+        let modem = wait::call(py, "close", session, move || {
             for (c, _) in &clients {
                 if let Err(e) = c.release() {
                     pylog::log_detached(
@@ -268,7 +282,13 @@ impl Modem {
         });
         drop(hooks);
         let modem = modem?;
-        py.detach(move || drop(modem));
+        let gate = self.shared.gate.clone();
+        py.detach(move || {
+            if waiting {
+                Session::new(modem.clone(), gate).wake_receivers(Duration::from_millis(200));
+            }
+            drop(modem)
+        });
         Ok(())
     }
 
@@ -327,7 +347,7 @@ impl Modem {
     /// already running.
     fn start(&self, py: Python<'_>) -> PyResult<bool> {
         let m = self.shared.get(py)?;
-        let started = blocking(py, "start", move || m.start())?;
+        let started = wait::call(py, "start", self.shared.session(&m), move || m.start())?;
         if started {
             self.shared.started_here.store(true, Ordering::SeqCst);
         }
@@ -337,7 +357,7 @@ impl Modem {
     /// ``AT+CMQTTSTOP`` (release the clients first).
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
         let m = self.shared.get(py)?;
-        blocking(py, "stop", move || m.stop())?;
+        wait::call(py, "stop", self.shared.session(&m), move || m.stop())?;
         self.shared.started_here.store(false, Ordering::SeqCst);
         Ok(())
     }
@@ -345,13 +365,17 @@ impl Modem {
     /// Whether the modem has the MQTT service at all (``AT+CMQTTACCQ=?`` answers).
     fn supports_mqtt(&self, py: Python<'_>) -> PyResult<bool> {
         let m = self.shared.get(py)?;
-        blocking(py, "supports_mqtt", move || Ok(m.supports_mqtt()))
+        wait::call(py, "supports_mqtt", self.shared.session(&m), move || {
+            Ok(m.supports_mqtt())
+        })
     }
 
     /// Whether the MQTT service is running.
     fn service_running(&self, py: Python<'_>) -> PyResult<bool> {
         let m = self.shared.get(py)?;
-        blocking(py, "service_running", move || Ok(m.service_running()))
+        wait::call(py, "service_running", self.shared.session(&m), move || {
+            Ok(m.service_running())
+        })
     }
 
     /// Acquire MQTT client ``index`` (0 or 1) with ``client_id`` (``AT+CMQTTACCQ``) and apply
@@ -388,8 +412,10 @@ impl Modem {
             .map(|v| util::arg_u8("ssl_context", v, "0..=9"))
             .transpose()?;
         let m2 = m.clone();
-        let c = blocking(py, "client", move || m2.client_with(index, &o))?;
-        let shared = ClientShared::new(c, m);
+        let c = wait::call(py, "client", self.shared.session(&m), move || {
+            m2.client_with(index, &o)
+        })?;
+        let shared = ClientShared::new(c, m, self.shared.gate.clone());
         self.shared.clients.lock().push(Arc::downgrade(&shared));
         Ok(Client::new(shared))
     }
@@ -432,7 +458,9 @@ impl Modem {
             client_key,
             enable_sni,
         };
-        blocking(py, "ssl_configure", move || m.ssl_configure(ctx, &cfg))
+        wait::call(py, "ssl_configure", self.shared.session(&m), move || {
+            m.ssl_configure(ctx, &cfg)
+        })
     }
 
     /// Store a certificate or key in the modem (``AT+CCERTDOWN``). ``data`` is the content as
@@ -458,38 +486,48 @@ impl Modem {
             })?
         };
         let name = name.to_string();
-        blocking(py, "cert_upload", move || m.cert_upload(&name, &bytes))
+        wait::call(py, "cert_upload", self.shared.session(&m), move || {
+            m.cert_upload(&name, &bytes)
+        })
     }
 
     /// The files in the modem's certificate store (``AT+CCERTLIST``).
     fn cert_list(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let m = self.shared.get(py)?;
-        blocking(py, "cert_list", move || m.cert_list())
+        wait::call(py, "cert_list", self.shared.session(&m), move || {
+            m.cert_list()
+        })
     }
 
     /// Delete a file from the certificate store (``AT+CCERTDELE``).
     fn cert_delete(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         let m = self.shared.get(py)?;
         let name = name.to_string();
-        blocking(py, "cert_delete", move || m.cert_delete(&name))
+        wait::call(py, "cert_delete", self.shared.session(&m), move || {
+            m.cert_delete(&name)
+        })
     }
 
     /// The IMEI (``AT+CGSN``).
     fn imei(&self, py: Python<'_>) -> PyResult<String> {
         let m = self.shared.get(py)?;
-        blocking(py, "imei", move || m.imei())
+        wait::call(py, "imei", self.shared.session(&m), move || m.imei())
     }
 
     /// ``AT+CSQ``: ``(rssi, ber)``; rssi 0..31 (99 unknown), ber 0..7 (99 unknown).
     fn signal_quality(&self, py: Python<'_>) -> PyResult<(u8, u8)> {
         let m = self.shared.get(py)?;
-        blocking(py, "signal_quality", move || m.signal_quality())
+        wait::call(py, "signal_quality", self.shared.session(&m), move || {
+            m.signal_quality()
+        })
     }
 
     /// ``AT+CGREG?`` ``<stat>``: 1 registered (home), 5 registered (roaming), 0/2/3/4 not.
     fn registration(&self, py: Python<'_>) -> PyResult<u8> {
         let m = self.shared.get(py)?;
-        blocking(py, "registration", move || m.registration())
+        wait::call(py, "registration", self.shared.session(&m), move || {
+            m.registration()
+        })
     }
 
     /// Run a raw AT command line (for commands cmqtt has no method for) and return its
@@ -506,7 +544,9 @@ impl Modem {
         let t = wait::seconds("timeout", timeout)?;
         let prefix = intern(prefix);
         let line = line.to_string();
-        blocking(py, "command", move || m.command(&line, prefix, t))
+        wait::call(py, "command", self.shared.session(&m), move || {
+            m.command(&line, prefix, t)
+        })
     }
 
     /// The next modem-level event (``cmqtt.Event``), waiting up to ``timeout`` seconds
@@ -516,12 +556,17 @@ impl Modem {
     fn recv_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Event>> {
         let m = self.shared.get(py)?;
         let t = timeout.map(|t| wait::seconds("timeout", t)).transpose()?;
+        // The core cannot cut this wait short: slices (see wait::Wake::Never).
+        let shared = &self.shared;
         let got = wait::poll(
             py,
             t,
-            |slice| m.recv_event(slice),
-            || m.closed_reason().is_some(),
-        )?;
+            Wake::Never,
+            |limit| m.recv_event(limit),
+            || m.closed_reason().is_some() || shared.modem.read().is_none(),
+        );
+        py.detach(move || drop(m));
+        let got = got?;
         got.map(|e| Event::from_core(py, &e)).transpose()
     }
 

@@ -20,7 +20,7 @@ use crate::message::{Event, Message};
 use crate::modem::drop_detached;
 use crate::pylog;
 use crate::util;
-use crate::wait::{self, blocking};
+use crate::wait::{self, Wake};
 
 // ---- which callback runs on this thread -------------------------------------------------------
 
@@ -71,9 +71,10 @@ fn may_wait(what: &str, timeout: Option<Duration>) -> PyResult<()> {
 
 pub(crate) struct Shared {
     /// None once closed. An `Arc` so that a waiting call does not hold the lock; `close()`
-    /// waits until it holds the only reference, then stops the supervisor.
+    /// stops the supervisor through its own reference (which wakes the waiting calls).
     sup: RwLock<Option<Arc<cmqtt::Supervisor>>>,
     when_full: WhenFull,
+    outbox_capacity: usize,
     on_message: Mutex<Option<Py<PyAny>>>,
     on_event: Mutex<Option<Py<PyAny>>>,
 }
@@ -304,12 +305,19 @@ fn recv_from(
     may_wait("recv()", timeout)?;
     let sup = s.get(py)?;
     let got = if timeout == Some(Duration::ZERO) {
-        py.detach(|| sup.recv_timeout(Duration::ZERO))
+        Ok(py.detach(|| sup.recv_timeout(Duration::ZERO)))
     } else {
-        wait::poll(py, timeout, |slice| sup.recv_timeout(slice), || s.closed())?
+        // close() closes the queue, which wakes the wait.
+        wait::poll(
+            py,
+            timeout,
+            Wake::Core,
+            |limit| sup.recv_timeout(limit),
+            || s.closed(),
+        )
     };
-    drop(sup);
-    got.map(|m| Message::from_core(py, &m)).transpose()
+    py.detach(move || drop(sup));
+    got?.map(|m| Message::from_core(py, &m)).transpose()
 }
 
 type MessageHook = Box<dyn Fn(&cmqtt::Message) + Send + Sync>;
@@ -528,6 +536,7 @@ impl Supervisor {
         let shared = Arc::new(Shared {
             sup: RwLock::new(None),
             when_full: cfg.outbox.when_full,
+            outbox_capacity: cfg.outbox.capacity,
             on_message: Mutex::new(None),
             on_event: Mutex::new(None),
         });
@@ -567,24 +576,15 @@ impl Supervisor {
                 "close() cannot be called from this Supervisor's own callbacks (it waits for the thread running them); close it from another thread",
             ));
         }
-        let Some(mut sup) = self.shared.sup.write().take() else {
+        let Some(sup) = self.shared.sup.write().take() else {
             return Ok(());
         };
-        // Wakes publishes blocked on a full outbox (they raise ClosedError); other calls still
-        // running hold a reference for at most a wait slice: wait for them, then stop.
+        // Wakes publishes blocked on a full outbox (they raise ClosedError) at once; then the
+        // supervisor stops (the core's close works from any handle): calls still waiting on
+        // other threads are woken by it (closed queues, the "stopped" state) and let go.
         py.detach(|| sup.begin_close());
-        let only = loop {
-            match Arc::try_unwrap(sup) {
-                Ok(s) => break s,
-                Err(back) => {
-                    sup = back;
-                    py.detach(|| std::thread::sleep(wait::SLICE));
-                    py.check_signals()?;
-                }
-            }
-        };
-        let r = blocking(py, "close", move || {
-            only.close();
+        let r = wait::offload(py, "close", move || {
+            sup.close();
             Ok(())
         });
         let cbs = (
@@ -625,13 +625,18 @@ impl Supervisor {
         };
         let qos = util::arg_u8("qos", qos, "0..=2")?;
         let sup = self.shared.get(py)?;
-        let d = if in_event_callback() || self.shared.when_full != WhenFull::Block {
-            // Never waits for room: on the supervisor thread the core does not block, and the
-            // other policies do not wait.
+        let d = if in_event_callback()
+            || self.shared.when_full != WhenFull::Block
+            || sup.outbox_len() < self.shared.outbox_capacity
+        {
+            // Does not wait for room: on the supervisor thread the core does not block, the
+            // other policies do not wait, and there is room (unless another thread takes the
+            // last place first: then this waits, up to pub_timeout).
             py.detach(|| sup.publish(&t, &p, qos, retain))
                 .map_err(|e| errors::to_py(py, e))?
         } else {
-            blocking(py, "publish", move || sup.publish(&t, &p, qos, retain))?
+            // Waits for room: on the main thread, on a worker, so that Ctrl-C is honoured.
+            wait::offload(py, "publish", move || sup.publish(&t, &p, qos, retain))?
         };
         Ok(Delivery { d })
     }
@@ -683,9 +688,15 @@ impl Supervisor {
         may_wait("recv_event()", t)?;
         let sup = self.shared.get(py)?;
         let shared = self.shared.clone();
-        let got = wait::poll(py, t, |slice| sup.recv_event(slice), || shared.closed())?;
-        drop(sup);
-        got.map(|e| SupervisorEvent::from_core(py, &e)).transpose()
+        let got = wait::poll(
+            py,
+            t,
+            Wake::Core,
+            |limit| sup.recv_event(limit),
+            || shared.closed(),
+        );
+        py.detach(move || drop(sup));
+        got?.map(|e| SupervisorEvent::from_core(py, &e)).transpose()
     }
 
     /// Called as ``on_message(msg)`` (a ``cmqtt.Message``) on the modem's dispatch thread,
@@ -763,13 +774,16 @@ impl Supervisor {
         may_wait("wait_connected()", t)?;
         let sup = self.shared.get(py)?;
         let shared = self.shared.clone();
+        // close() stops the supervisor, which wakes the wait.
         let r = wait::poll(
             py,
             t,
-            |slice| sup.wait_connected(slice).then_some(()),
+            Wake::Core,
+            |limit| sup.wait_connected(limit).then_some(()),
             || shared.closed(),
-        )?;
-        Ok(r.is_some())
+        );
+        py.detach(move || drop(sup));
+        Ok(r?.is_some())
     }
 
     /// Wait until the outbox is empty (every publish delivered, failed or dropped), up to
@@ -780,13 +794,16 @@ impl Supervisor {
         may_wait("flush()", t)?;
         let sup = self.shared.get(py)?;
         let shared = self.shared.clone();
+        // Closing does not end the core's flush wait: slices, to notice it.
         let r = wait::poll(
             py,
             t,
-            |slice| sup.flush(slice).then_some(()),
+            Wake::Never,
+            |limit| sup.flush(limit).then_some(()),
             || shared.closed(),
-        )?;
-        Ok(r.is_some())
+        );
+        py.detach(move || drop(sup));
+        Ok(r?.is_some())
     }
 
     /// Publishes waiting in the outbox (queued, or being sent).
@@ -871,8 +888,9 @@ impl Delivery {
         let got = wait::poll(
             py,
             timeout,
-            |slice| {
-                let s = d.wait(slice);
+            Wake::Core,
+            |limit| {
+                let s = d.wait(limit);
                 (s != DeliveryStatus::Queued).then_some(s)
             },
             || false,

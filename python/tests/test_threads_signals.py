@@ -66,8 +66,8 @@ def test_ctrl_c_interrupts_recv_event(connected: tuple[cmqtt.Modem, cmqtt.Client
 
 
 def test_ctrl_c_interrupts_a_blocking_command() -> None:
-    """The AT sync on a port nobody answers blocks for `timeout` (here 30 s) on a worker
-    thread; Ctrl-C gets the caller out at once."""
+    """The AT sync on a port nobody answers blocks for `timeout` (here 30 s; with no session
+    to interrupt yet it runs on a worker thread); Ctrl-C gets the caller out at once."""
     master, slave = os.openpty()
     try:
         t0 = time.monotonic()
@@ -163,13 +163,15 @@ def test_threads_receive_and_publish_concurrently(
     assert sorted(received) == sorted(f"{k}-{i}".encode() for k in range(3) for i in range(10))
 
 
-def test_ctrl_c_during_publish_lets_it_finish_in_the_background(
+def test_ctrl_c_during_publish_interrupts_it_and_the_client_goes_on(
     sim_factory: object, broker: Broker, peer: Peer, topic_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A 10 KiB publish over a modem paced at 38400 baud takes ~3 s on the wire. Ctrl-C
-    raises KeyboardInterrupt at once; the publish is not cancelled (an AT transaction cannot
-    be taken back): it completes, the message reaches the broker, and the outcome is logged."""
+    raises KeyboardInterrupt at once: the core stops waiting for the modem (Modem.interrupt),
+    which may still carry the publish out (an AT command cannot be taken back), and the
+    interruption is logged. The client goes on working: the next publish first gets back in
+    step with the modem, then is delivered (after the interrupted one, if that went out)."""
     import logging
 
     sim: Sim = sim_factory("a7600", "--baud", "38400")  # type: ignore[operator]
@@ -186,14 +188,12 @@ def test_ctrl_c_during_publish_lets_it_finish_in_the_background(
                 with pytest.raises(KeyboardInterrupt):
                     c.publish(topic, payload, qos=1)
                 assert time.monotonic() - t0 < 2.0
-                # The next call on the client waits for the interrupted one.
                 c.publish(topic, b"next", qos=1)
-                assert peer.get(timeout=20)[1] == payload
-                assert peer.get(timeout=20)[1] == b"next"
-        deadline = time.monotonic() + 5
-        while "finished in the background: succeeded" not in caplog.text and time.monotonic() < deadline:
-            time.sleep(0.05)
-    assert "publish (interrupted in Python) finished in the background: succeeded" in caplog.text
+                got = peer.get(timeout=20)[1]
+                if got == payload:
+                    got = peer.get(timeout=20)[1]
+                assert got == b"next"
+    assert "publish interrupted by a signal" in caplog.text
 
 
 def test_close_wakes_a_thread_blocked_in_recv(sim_a7600: Sim, broker: Broker) -> None:
