@@ -74,7 +74,9 @@ class DeliveryError(Error):
     reason: Optional[str]
 
 class OutboxFullError(Error):
-    """The Supervisor's outbox is full and when_full="error": nothing was queued."""
+    """The Supervisor's outbox is full: when_full="error", a blocking publish that found no
+    room within pub_timeout, or any publish into a full outbox from inside a callback (which
+    never waits). Nothing was queued."""
 
 class StaleHandleError(Error, ValueError):
     """The client handle is gone: the modem restarted since it was acquired (or it was
